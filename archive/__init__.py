@@ -1,0 +1,1 @@
+"""The Staged Quality-Diversity archive: durable results, niches and stages (issue 4)."""

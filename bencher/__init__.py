@@ -1,0 +1,1 @@
+"""The benchmark daemon: compiles, sandboxes, verifies and times candidates (issue 3)."""

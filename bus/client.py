@@ -1,0 +1,367 @@
+"""The client library: submit candidates and await their results, publish events, follow topics.
+
+    from bus.client import BusClient
+    from bus.config import load_config
+
+    cfg = load_config("hpcrl.toml")
+    with BusClient(cfg.bus, cfg.client, name="my-script") as bus:
+        candidate = bus.submit(problem="dgemm", size=256, source=open("mm.c").read())
+        result = bus.wait_result(candidate.candidate_id, timeout_s=120)
+        print(result.verdict.value, result.gflops_median)
+
+A BusClient is single-threaded: every method pumps the same sockets. Nothing happens between
+calls, so a long-running caller calls `pump()` now and then (heartbeats, re-sends).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from bus import metrics, protocol
+from bus.config import BusConfig, ClientConfig
+from bus.connection import Connection
+from bus.outbox import Outbox
+from bus.schema import (
+    Ack,
+    AckStatus,
+    Candidate,
+    Event,
+    FetchReply,
+    FetchRequest,
+    FrameError,
+    Message,
+    PeerState,
+    Result,
+    Role,
+    Verdict,
+    decode,
+)
+from bus.stream import EventStream
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=Event)
+COMPLETED_MEMORY = 100_000
+"""Finished candidate ids remembered to recognise duplicate results."""
+
+
+@dataclass
+class PendingCandidate:
+    candidate: Candidate
+    """The message last sent for it (its `attempt` counts the sends that timed out)."""
+    sent_at: float
+    acked: bool = False
+
+
+class BusClient:
+    def __init__(
+        self,
+        bus: BusConfig,
+        client: ClientConfig | None = None,
+        name: str = "client",
+        role: Role = Role.CLIENT,
+        subscribe: Iterable[str] = (),
+        since: int | None = None,
+        results: bool = True,
+    ) -> None:
+        """`subscribe`: topic prefixes whose events `next_events()` returns. `since`: replay
+        journaled events after this bus_seq (None: only new ones). `results`: follow `result.`
+        to complete submitted candidates (turn off for pure publishers)."""
+        self.cfg = client or ClientConfig()
+        self.user_prefixes = tuple(subscribe)
+        stream_prefixes = self.user_prefixes + ((protocol.RESULT_TOPIC_PREFIX,) if results else ())
+        self.conn = Connection(
+            bus,
+            name,
+            role,
+            on_message=self._on_message,
+            on_event=self._on_event if stream_prefixes else None,
+            subscriptions=tuple(sorted(set(stream_prefixes))) + (protocol.BROKER_HEARTBEAT_TOPIC,),
+            on_connect=self._on_connect,
+            heartbeat_state=lambda: (PeerState.BUSY if self.pending else PeerState.IDLE, []),
+        )
+        self.pending: dict[str, PendingCandidate] = {}
+        self._message_to_candidate: dict[str, str] = {}
+        self._completion_order: list[str] = []
+        """Candidate ids completed since the last wait_results() call (saves rescanning)."""
+        """Id of the candidate message last sent -> candidate id (acks name messages)."""
+        self.completed: OrderedDict[str, Result] = OrderedDict()
+        self.outbox = Outbox(self.conn.send, self.cfg.ack_timeout_s)
+        self.events: deque[Event] = deque()
+        self._lookups: dict[str, str] = {}  # fetch id -> candidate id, for results journaled earlier
+        self._snapshots: dict[str, list[Event] | None] = {}
+        self._next_timer = 0.0
+        self.stream: EventStream | None = None
+        if stream_prefixes:
+            self.stream = EventStream(
+                tuple(sorted(set(stream_prefixes))), since, self._send_fetch, self._deliver
+            )
+
+    def __enter__(self) -> BusClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def name(self) -> str:
+        return self.conn.name
+
+    @property
+    def workers_alive(self) -> int:
+        """Workers the broker reported alive in its latest heartbeat."""
+        heartbeat = self.conn.broker_heartbeat
+        return heartbeat.workers if heartbeat else 0
+
+    # ------------------------------------------------------------ submitting
+
+    def submit(
+        self,
+        problem: str,
+        size: int,
+        source: str,
+        run: str = "adhoc",
+        stage: int = 0,
+        policy_version: int = 0,
+        candidate_id: str | None = None,
+    ) -> Candidate:
+        """Send a candidate; it stays pending (re-sent as needed) until its result arrives."""
+        candidate = self.conn.stamper.make(
+            Candidate,
+            candidate_id=candidate_id or uuid.uuid4().hex,
+            run=run,
+            problem=problem,
+            size=size,
+            stage=stage,
+            policy_version=policy_version,
+            source=source,
+        )
+        if candidate.candidate_id in self.pending or candidate.candidate_id in self.completed:
+            raise ValueError(f"candidate id {candidate.candidate_id!r} was already submitted by this client")
+        self.pending[candidate.candidate_id] = PendingCandidate(candidate, time.monotonic())
+        self._message_to_candidate[candidate.id] = candidate.candidate_id
+        self.conn.send(candidate)
+        metrics.PENDING_CANDIDATES.set(len(self.pending))
+        return candidate
+
+    def wait_result(self, candidate_id: str, timeout_s: float) -> Result | None:
+        """The candidate's result, or None if it has not arrived within timeout_s (it stays pending)."""
+        return self.wait_results([candidate_id], timeout_s).get(candidate_id)
+
+    def wait_results(self, candidate_ids: Iterable[str], timeout_s: float) -> dict[str, Result]:
+        """Results of the given candidates that arrive within timeout_s (all of them, if in time)."""
+        wanted = set(candidate_ids)
+        for cid in wanted:
+            if cid not in self.pending and cid not in self.completed:
+                raise KeyError(f"candidate {cid!r} was not submitted by this client")
+        missing = {cid for cid in wanted if cid not in self.completed}
+        deadline = time.monotonic() + timeout_s
+        while missing:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            seen = len(self._completion_order)
+            self.pump(min(remaining, 0.1))
+            missing.difference_update(self._completion_order[seen:])
+        del self._completion_order[:]
+        return {cid: self.completed[cid] for cid in wanted if cid in self.completed}
+
+    # ------------------------------------------------------------ publishing and following
+
+    def publish(self, event_type: type[E], **fields: Any) -> E:
+        """Publish a journaled event (StageChange, TrainerStep, Result); re-sent until acknowledged."""
+        event = self.conn.stamper.make(event_type, **fields)
+        if not event.journaled:
+            raise ValueError(f"{event_type.__name__} is not a journaled event; it cannot be published")
+        self.outbox.send(event)
+        return event
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until the broker has acknowledged everything published. True if it has."""
+        deadline = time.monotonic() + timeout_s
+        while self.outbox and time.monotonic() < deadline:
+            self.pump(0.05)
+        return not self.outbox
+
+    def next_events(self, timeout_s: float) -> list[Event]:
+        """Events of the subscribed topics received so far, waiting up to timeout_s for the first."""
+        deadline = time.monotonic() + timeout_s
+        while not self.events and time.monotonic() < deadline:
+            self.pump(min(0.1, max(0.0, deadline - time.monotonic())))
+        events = list(self.events)
+        self.events.clear()
+        return events
+
+    def latest(self, prefixes: Iterable[str], timeout_s: float) -> list[Event] | None:
+        """The newest journaled event of every topic matching the prefixes (e.g. the current stage of
+        every problem), or None if the broker did not answer within timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        request = None
+        while time.monotonic() < deadline:
+            if request is None:
+                request = self._send_fetch(prefixes=list(prefixes), latest_only=True)
+                if request is not None:
+                    self._snapshots[request.id] = None
+            self.pump(0.05)
+            if request is not None and self._snapshots.get(request.id) is not None:
+                return self._snapshots.pop(request.id)
+        if request is not None:
+            self._snapshots.pop(request.id, None)
+        return None
+
+    # ------------------------------------------------------------ driving
+
+    def pump(self, timeout_s: float = 0.0) -> None:
+        """Handle traffic for up to timeout_s and run the re-send timers."""
+        self.conn.pump(timeout_s)
+        now = time.monotonic()
+        if now >= self._next_timer:
+            self._next_timer = now + 0.1
+            self._run_timers(now)
+
+    def close(self, timeout_s: float = 2.0) -> None:
+        """Wait (bounded) for unacknowledged publications, say goodbye, close the sockets."""
+        self.flush(timeout_s)
+        self.conn.say_goodbye()
+        self.conn.close()
+
+    # ------------------------------------------------------------ internals
+
+    def _send_fetch(self, **fields: Any) -> FetchRequest | None:
+        request = self.conn.stamper.make(FetchRequest, **fields)
+        return request if self.conn.send(request) else None
+
+    def _on_connect(self) -> None:
+        for pending in self.pending.values():
+            pending.sent_at = time.monotonic()
+            self.conn.send(pending.candidate)
+            metrics.RESENDS.labels("reconnect").inc()
+        self.outbox.resend_all()
+        if self.stream is not None:
+            self.stream.on_reconnect()
+
+    def _on_message(self, message: Message) -> None:
+        if isinstance(message, Ack):
+            self._on_ack(message)
+        elif isinstance(message, FetchReply):
+            self._on_fetch_reply(message)
+        else:
+            metrics.drop_frame("unexpected", f"{message.__struct_config__.tag} sent to a client")
+
+    def _on_ack(self, ack: Ack) -> None:
+        for message, entry in self.outbox.acknowledge(ack.entries):
+            if entry.status is AckStatus.REJECTED:
+                log.error("broker rejected message kind=%s reason=%s", message.__struct_config__.tag, entry.reason)
+        for entry in ack.entries:
+            pending = self._pending_by_message_id(entry.ref)
+            if pending is None:
+                continue
+            pending.acked = True
+            if entry.status is AckStatus.DONE:
+                # Already benchmarked (we missed the result, e.g. across a restart): fetch it.
+                request = self._send_fetch(
+                    prefixes=[pending.candidate.topic_of_result],
+                    after_bus_seq=entry.bus_seq - 1,
+                    limit=1,
+                )
+                if request is not None:
+                    self._lookups[request.id] = pending.candidate.candidate_id
+
+    def _pending_by_message_id(self, message_id: str) -> PendingCandidate | None:
+        cid = self._message_to_candidate.get(message_id)
+        return self.pending.get(cid) if cid else None
+
+    def _on_fetch_reply(self, reply: FetchReply) -> None:
+        if reply.ref in self._snapshots:
+            self._snapshots[reply.ref] = [e for e in _decode_events(reply) if isinstance(e, Event)]
+            return
+        cid = self._lookups.pop(reply.ref, None)
+        if cid is not None:
+            for event in _decode_events(reply):
+                if isinstance(event, Result) and event.candidate_id == cid:
+                    self._complete(event)
+            return
+        if self.stream is None or not self.stream.on_fetch_reply(reply):
+            log.debug("fetch reply for an unknown request ref=%s (a superseded fetch)", reply.ref)
+
+    def _on_event(self, event: Event) -> None:
+        assert self.stream is not None
+        self.stream.on_event(event)
+
+    def _deliver(self, event: Event, recovered: bool) -> None:
+        if isinstance(event, Result):
+            self._complete(event)
+        if event.topic.startswith(self.user_prefixes) and self.user_prefixes:
+            self.events.append(event)
+
+    def _complete(self, result: Result) -> None:
+        pending = self.pending.pop(result.candidate_id, None)
+        if pending is None:
+            if result.candidate_id in self.completed:
+                metrics.DUPLICATES_DROPPED.labels("result").inc()
+            return
+        self._message_to_candidate.pop(pending.candidate.id, None)
+        self.completed[result.candidate_id] = result
+        self._completion_order.append(result.candidate_id)
+        while len(self.completed) > COMPLETED_MEMORY:
+            self.completed.popitem(last=False)
+        metrics.PENDING_CANDIDATES.set(len(self.pending))
+
+    def _run_timers(self, now: float) -> None:
+        self.outbox.resend_overdue()
+        if self.stream is not None:
+            self.stream.tick()
+        for pending in list(self.pending.values()):
+            age = now - pending.sent_at
+            if not pending.acked and age > self.cfg.ack_timeout_s:
+                pending.sent_at = now
+                self.conn.send(pending.candidate)
+                metrics.RESENDS.labels("ack_timeout").inc()
+            elif pending.acked and age > self.cfg.result_timeout_s:
+                self._retry_or_give_up(pending, now)
+
+    def _retry_or_give_up(self, pending: PendingCandidate, now: float) -> None:
+        candidate = pending.candidate
+        if candidate.attempt >= self.cfg.max_attempts:
+            self._give_up(candidate)
+            return
+        fields = {f: getattr(candidate, f) for f in Candidate.__struct_fields__ if f not in _ENVELOPE}
+        fields["attempt"] = candidate.attempt + 1
+        retry = self.conn.stamper.make(Candidate, **fields)
+        self._message_to_candidate.pop(candidate.id, None)
+        self._message_to_candidate[retry.id] = retry.candidate_id
+        pending.candidate, pending.sent_at, pending.acked = retry, now, False
+        self.conn.send(retry)
+        metrics.RESENDS.labels("result_timeout").inc()
+        log.warning("no result in time candidate=%s attempt=%d", retry.candidate_id, retry.attempt)
+
+    def _give_up(self, candidate: Candidate) -> None:
+        detail = (
+            f"no result after {candidate.attempt} attempt(s) of {self.cfg.result_timeout_s:g} s each; "
+            "the submitter gave up"
+        )
+        log.error("giving up candidate=%s attempts=%d", candidate.candidate_id, candidate.attempt)
+        metrics.CANDIDATES_GIVEN_UP.inc()
+        # Journaled too, so consumers see the loss; if a real result won the race the broker keeps
+        # that one and ours is dropped as a duplicate.
+        result = self.publish(Result, **Result.for_candidate(candidate, verdict=Verdict.INFRA_ERROR, detail=detail))
+        self._complete(result)
+
+
+_ENVELOPE = frozenset(("v", "id", "sender", "seq", "sent_at"))
+
+
+def _decode_events(reply: FetchReply) -> list[Message]:
+    events = []
+    for raw in reply.events:
+        try:
+            events.append(decode(raw))
+        except FrameError as error:
+            metrics.drop_frame(error.reason, f"in a fetch reply: {error.detail}")
+    return events

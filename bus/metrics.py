@@ -1,0 +1,108 @@
+"""Prometheus metrics of the bus layer (broker and client library), declared once with bounded labels."""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import Counter, Gauge, start_http_server
+
+from bus.schema import FRAME_ERROR_REASONS, KINDS
+
+_log = logging.getLogger(__name__)
+_KIND_LABELS = sorted(KINDS) + ["unknown"]
+
+MESSAGES_RECEIVED = Counter(
+    "hpcrl_bus_messages_received_total", "Messages decoded from the bus, by kind.", ["kind"]
+)
+MESSAGES_SENT = Counter("hpcrl_bus_messages_sent_total", "Messages sent on the bus, by kind.", ["kind"])
+SEND_DROPPED = Counter(
+    "hpcrl_bus_send_dropped_total",
+    "Sends dropped because the peer's queue was full or it was unreachable (re-sent later if needed).",
+    ["kind"],
+)
+MALFORMED_FRAMES = Counter(
+    "hpcrl_bus_malformed_frames_total",
+    "Frames dropped because they were not a usable message, by reason.",
+    ["reason"],
+)
+EXTRA_FIELDS = Counter(
+    "hpcrl_bus_extra_fields_total", "Messages that carried fields this reader does not know (ignored)."
+)
+DUPLICATES_DROPPED = Counter(
+    "hpcrl_bus_duplicates_dropped_total", "Messages recognised as duplicates and not applied again.", ["kind"]
+)
+RESENDS = Counter(
+    "hpcrl_bus_resends_total", "Messages re-sent, by reason.", ["reason"]
+)
+PENDING_CANDIDATES = Gauge(
+    "hpcrl_bus_pending_candidates", "Candidates this submitter has sent and holds until their result arrives."
+)
+CANDIDATES_GIVEN_UP = Counter(
+    "hpcrl_bus_candidates_given_up_total", "Candidates abandoned with an infra_error result."
+)
+QUEUED_CANDIDATES = Gauge("hpcrl_bus_queued_candidates", "Candidates in the broker waiting for a worker.")
+IN_FLIGHT_CANDIDATES = Gauge(
+    "hpcrl_bus_in_flight_candidates", "Candidates the broker has handed to a worker and has no result for yet."
+)
+DISPATCHES = Counter("hpcrl_bus_dispatches_total", "Candidates handed to a worker by the broker.")
+REDISPATCHES = Counter(
+    "hpcrl_bus_requeued_candidates_total",
+    "Candidates put back in the queue, by reason.",
+    ["reason"],
+)
+CONNECTED_WORKERS = Gauge("hpcrl_bus_connected_workers", "Workers alive (heartbeating) as seen by the broker.")
+CONNECTED_PEERS = Gauge("hpcrl_bus_connected_peers", "Peers alive (heartbeating) as seen by the broker.")
+REFUSED_CLIENTS = Counter(
+    "hpcrl_bus_refused_clients_total", "Connections refused, by reason (auth: CURVE key not allowed).", ["reason"]
+)
+JOURNAL_HEAD = Gauge("hpcrl_bus_journal_head_seq", "Highest bus_seq journaled by the broker.")
+JOURNAL_COMMIT_SECONDS = Counter(
+    "hpcrl_bus_journal_commit_seconds_total", "Seconds the broker spent committing the journal."
+)
+EVENTS_PUBLISHED = Counter("hpcrl_bus_events_published_total", "Events published by the broker, by kind.", ["kind"])
+EVENTS_DELIVERED = Counter(
+    "hpcrl_bus_events_delivered_total", "Journaled events delivered to this subscriber, by how.", ["path"]
+)
+GAPS_DETECTED = Counter("hpcrl_bus_gaps_detected_total", "Sequence gaps a subscriber detected and recovered.")
+EVENTS_LOST = Counter(
+    "hpcrl_bus_events_lost_total", "Events a subscriber could not recover (evicted from the journal first)."
+)
+BROKER_UP = Gauge("hpcrl_bus_broker_up", "1 while this client hears the broker's heartbeats, else 0.")
+BROKER_RESTARTS = Counter(
+    "hpcrl_bus_broker_restarts_seen_total", "Broker restarts this client noticed (new incarnation)."
+)
+
+for _kind in _KIND_LABELS:
+    MESSAGES_RECEIVED.labels(_kind)
+    MESSAGES_SENT.labels(_kind)
+    DUPLICATES_DROPPED.labels(_kind)
+    SEND_DROPPED.labels(_kind)
+    EVENTS_PUBLISHED.labels(_kind)
+for _reason in FRAME_ERROR_REASONS:
+    MALFORMED_FRAMES.labels(_reason)
+for _reason in ("ack_timeout", "result_timeout", "reconnect"):
+    RESENDS.labels(_reason)
+for _reason in ("worker_lost", "released"):
+    REDISPATCHES.labels(_reason)
+for _reason in ("auth", "protocol"):
+    REFUSED_CLIENTS.labels(_reason)
+for _path in ("live", "recovered"):
+    EVENTS_DELIVERED.labels(_path)
+
+
+def serve_metrics(port: int, address: str = "127.0.0.1") -> None:
+    """Expose this process's metrics on http://address:port/metrics (no-op for port 0)."""
+    if port:
+        start_http_server(port, addr=address)
+
+
+_dropped_by_reason: dict[str, int] = {}
+
+
+def drop_frame(reason: str, detail: str) -> None:
+    """Count a dropped frame and log the 1st, 10th, 100th, ... of each reason, so a flood of junk
+    is visible without filling the log."""
+    MALFORMED_FRAMES.labels(reason).inc()
+    count = _dropped_by_reason[reason] = _dropped_by_reason.get(reason, 0) + 1
+    if str(count).rstrip("0") == "1":
+        _log.warning("dropped frame reason=%s count=%d detail=%s", reason, count, detail[:200])

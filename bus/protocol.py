@@ -1,0 +1,19 @@
+"""Named protocol constants: timings, batch sizes and topic names shared by every bus process."""
+
+from typing import Final
+
+HEARTBEAT_INTERVAL_S: Final = 1.0
+"""Every process sends a heartbeat to the broker this often; the broker answers each live peer."""
+HEARTBEAT_LIVENESS: Final = 3
+"""A peer silent for this many intervals is dead (its in-flight candidates go back in the queue)."""
+
+MAX_BATCH_MESSAGES: Final = 512
+"""Messages one broker loop turn reads per socket before committing, so acks are never held long."""
+MAX_FETCH_SCAN_ROWS: Final = 20_000
+"""Journal rows one fetch reply may scan; a filtered fetch over more returns a partial page."""
+
+TOPIC_SEPARATOR: Final = "."
+RESULT_TOPIC_PREFIX: Final = "result."
+STAGE_TOPIC_PREFIX: Final = "stage."
+HEARTBEAT_TOPIC_PREFIX: Final = "heartbeat."
+BROKER_HEARTBEAT_TOPIC: Final = "heartbeat.broker"

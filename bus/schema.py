@@ -1,0 +1,418 @@
+"""Every message on the hpcrl bus, and the only encoder/decoder pair for them.
+
+The wire format is msgpack: each message is one msgpack map whose `kind` field names its type.
+msgspec does the (de)serialisation because it decodes straight into these frozen, typed records
+and validates every field on the way in, which is the cellular wall for frames from outside
+(docs/protocol.md is the normative description; tests check the two agree).
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+import time
+from typing import Annotated, Any, ClassVar, Final, TypeVar
+
+import msgspec
+
+SCHEMA_VERSION: Final = 1
+"""Major version of the message schema. Adding an optional field keeps it; removing a field,
+changing a type or changing a meaning bumps it. Readers drop messages of any other version."""
+
+# A problem name ends up inside topics (`result.<problem>`), so it may not contain a dot.
+ProblemName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0.0)]
+MAX_SOURCE_BYTES: Final = 256 * 1024
+SourceCode = Annotated[str, msgspec.Meta(max_length=MAX_SOURCE_BYTES)]
+
+
+class Verdict(str, enum.Enum):
+    """The closed set of benchmark outcomes. Only `ok` carries a speed."""
+
+    OK = "ok"
+    COMPILE_ERROR = "compile_error"
+    REJECTED = "rejected"
+    WRONG_ANSWER = "wrong_answer"
+    TIMEOUT = "timeout"
+    CRASH = "crash"
+    RESOURCE_LIMIT = "resource_limit"
+    INFRA_ERROR = "infra_error"
+    """Our fault (lost bencher, broker gave up, harness failure); never charged to the policy."""
+
+
+class Role(str, enum.Enum):
+    BROKER = "broker"
+    BENCHER = "bencher"
+    TRAINER = "trainer"
+    ARCHIVE = "archive"
+    CLIENT = "client"
+
+
+class PeerState(str, enum.Enum):
+    IDLE = "idle"
+    BUSY = "busy"
+    DRAINING = "draining"
+    """Finishing in-flight work; takes no new candidates."""
+    STOPPING = "stopping"
+    """Last heartbeat before a clean exit; the broker forgets the peer at once."""
+
+
+class AckStatus(str, enum.Enum):
+    ACCEPTED = "accepted"
+    """Queued (candidate) or journaled at `bus_seq` (event)."""
+    DUPLICATE = "duplicate"
+    """Already queued or running (candidate), or already journaled at `bus_seq` (event)."""
+    DONE = "done"
+    """Candidate whose result is already journaled at `bus_seq`; the broker also sends it."""
+    REJECTED = "rejected"
+    """Well-formed but not acceptable; `reason` says why. Re-sending will not help."""
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    """Envelope fields carried by every message."""
+
+    v: int = SCHEMA_VERSION
+    id: Identifier
+    """Unique message id (opaque; a re-send is a new message with a new id)."""
+    sender: Identifier
+    """Name of the sending process, e.g. `bencher-node07-3`."""
+    seq: NonNegativeInt
+    """Per-sender sequence number, +1 per message the sender creates."""
+    sent_at: float
+    """Unix time in seconds when the sender created the message."""
+
+
+class Event(Message, frozen=True, kw_only=True):
+    """A message that is published on the event socket under a topic."""
+
+    bus_seq: NonNegativeInt = 0
+    """Position in the broker's journal (1, 2, ...); 0 for ephemeral events and before journaling."""
+    topic_seq: NonNegativeInt = 0
+    """Position within its topic (contiguous from 1); 0 for ephemeral events."""
+
+    journaled: ClassVar[bool] = True
+
+    @property
+    def topic(self) -> str:
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------- work items
+
+
+class Candidate(Message, frozen=True, kw_only=True, tag="candidate"):
+    """A C program to benchmark. Submitter -> broker -> one bencher."""
+
+    candidate_id: Identifier
+    """Idempotency key: every re-send of this candidate carries the same id."""
+    run: Identifier
+    problem: ProblemName
+    size: Annotated[int, msgspec.Meta(gt=0)]
+    stage: NonNegativeInt = 0
+    policy_version: NonNegativeInt = 0
+    source: SourceCode
+    attempt: Annotated[int, msgspec.Meta(ge=1)] = 1
+
+    @property
+    def topic_of_result(self) -> str:
+        return f"result.{self.problem}"
+
+
+class Result(Event, frozen=True, kw_only=True, tag="result"):
+    """The verdict and measurement of one candidate. Bencher -> broker -> everyone."""
+
+    candidate_id: Identifier
+    run: Identifier
+    problem: ProblemName
+    size: Annotated[int, msgspec.Meta(gt=0)]
+    stage: NonNegativeInt = 0
+    policy_version: NonNegativeInt = 0
+    attempt: Annotated[int, msgspec.Meta(ge=1)] = 1
+    source: SourceCode
+    verdict: Verdict
+    gflops_median: NonNegativeFloat = 0.0
+    gflops_min: NonNegativeFloat = 0.0
+    gflops_max: NonNegativeFloat = 0.0
+    cv: NonNegativeFloat = 0.0
+    """Coefficient of variation of the timed repetitions (std / mean)."""
+    repetitions: NonNegativeInt = 0
+    compile_s: NonNegativeFloat = 0.0
+    run_s: NonNegativeFloat = 0.0
+    detail: Annotated[str, msgspec.Meta(max_length=4096)] = ""
+    bencher_id: str = ""
+    host: str = ""
+    slurm_job_id: str = ""
+    calibration_gflops: NonNegativeFloat = 0.0
+    """The node's latest reference-kernel figure, so drifting nodes are visible."""
+    cached: bool = False
+
+    @property
+    def topic(self) -> str:
+        return f"result.{self.problem}"
+
+    @classmethod
+    def for_candidate(cls, candidate: Candidate, **fields: object) -> dict[str, object]:
+        """The candidate-derived fields of its result, to be completed by the caller."""
+        return dict(
+            candidate_id=candidate.candidate_id,
+            run=candidate.run,
+            problem=candidate.problem,
+            size=candidate.size,
+            stage=candidate.stage,
+            policy_version=candidate.policy_version,
+            attempt=candidate.attempt,
+            source=candidate.source,
+            **fields,
+        )
+
+
+class Ready(Message, frozen=True, kw_only=True, tag="ready"):
+    """Worker -> broker: one more candidate may be sent to me (credit-based dispatch)."""
+
+    credit: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 1
+
+
+class Release(Message, frozen=True, kw_only=True, tag="release"):
+    """Worker -> broker: give these candidates to another worker (drain on SIGTERM)."""
+
+    candidate_ids: Annotated[list[Identifier], msgspec.Meta(max_length=1024)]
+    reason: str = ""
+
+
+# ---------------------------------------------------------------- events
+
+
+class StageChange(Event, frozen=True, kw_only=True, tag="stage_change"):
+    """The archive moved a problem to another stage of its curriculum."""
+
+    problem: ProblemName
+    from_stage: NonNegativeInt
+    to_stage: NonNegativeInt
+    reason: str = ""
+    techniques: list[str] = []
+    """Techniques permitted in `to_stage`."""
+    stats: dict[str, float] = {}
+
+    @property
+    def topic(self) -> str:
+        return f"stage.{self.problem}"
+
+
+class TrainerStep(Event, frozen=True, kw_only=True, tag="trainer_step"):
+    """One optimisation step of the trainer."""
+
+    run: Identifier
+    step: NonNegativeInt
+    policy_version: NonNegativeInt = 0
+    reward_mean: float = 0.0
+    reward_std: float = 0.0
+    reward_max: float = 0.0
+    gflops_mean: float = 0.0
+    gflops_max: float = 0.0
+    loss: float = 0.0
+    kl: float = 0.0
+    step_s: NonNegativeFloat = 0.0
+    verdicts: dict[str, int] = {}
+
+    @property
+    def topic(self) -> str:
+        return "trainer.step"
+
+
+class Heartbeat(Event, frozen=True, kw_only=True, tag="heartbeat"):
+    """Liveness of one process. Sent to the broker every heartbeat interval; the broker sends its
+    own to every live peer and publishes all of them (not journaled) on `heartbeat.<role>`."""
+
+    role: Role
+    incarnation: Identifier
+    """Random per process start: a changed value means the peer restarted."""
+    state: PeerState = PeerState.IDLE
+    in_flight: Annotated[list[Identifier], msgspec.Meta(max_length=1024)] = []
+    """Candidates this process is running (workers)."""
+    host: str = ""
+    pid: NonNegativeInt = 0
+    slurm_job_id: str = ""
+    # Filled by the broker only:
+    journal_head: NonNegativeInt = 0
+    """Highest bus_seq journaled so far."""
+    topic_heads: dict[str, NonNegativeInt] = {}
+    """Highest topic_seq per journaled topic: lets subscribers detect a lost last event."""
+    workers: NonNegativeInt = 0
+    """Live workers the broker knows."""
+    queued: NonNegativeInt = 0
+    """Candidates waiting for a worker."""
+
+    journaled: ClassVar[bool] = False
+
+    @property
+    def topic(self) -> str:
+        return f"heartbeat.{self.role.value}"
+
+
+# ---------------------------------------------------------------- broker dialogue
+
+
+class AckEntry(msgspec.Struct, frozen=True, kw_only=True):
+    ref: Identifier
+    """Id of the acknowledged message."""
+    status: AckStatus
+    bus_seq: NonNegativeInt = 0
+    reason: str = ""
+
+
+class Ack(Message, frozen=True, kw_only=True, tag="ack"):
+    """Broker -> peer: what became of the peer's candidates, events and releases."""
+
+    entries: list[AckEntry]
+
+
+class FetchRequest(Message, frozen=True, kw_only=True, tag="fetch"):
+    """Peer -> broker: journaled events after `after_bus_seq` whose topic starts with a prefix."""
+
+    prefixes: list[str] = msgspec.field(default_factory=lambda: [""])
+    """Topic prefixes (byte-wise, as zmq matches them); an empty list or [""] matches every topic."""
+    after_bus_seq: NonNegativeInt = 0
+    limit: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 1000
+    latest_only: bool = False
+    """Return only the newest event of every matching topic (a snapshot, e.g. current stages)."""
+
+
+class FetchReply(Message, frozen=True, kw_only=True, tag="fetch_reply"):
+    """Broker -> peer: one page of journaled events, in bus_seq order."""
+
+    ref: Identifier
+    """Id of the FetchRequest."""
+    events: list[msgspec.Raw]
+    """Each element is an encoded event exactly as published."""
+    upto_bus_seq: NonNegativeInt
+    """Every matching event with after_bus_seq < bus_seq <= upto_bus_seq is in `events`."""
+    head_bus_seq: NonNegativeInt
+    complete: bool
+    """True when upto_bus_seq == head_bus_seq: ask again only after a gap."""
+    evicted_through: NonNegativeInt = 0
+    """Events with bus_seq <= this may have been dropped by journal retention."""
+    topic_heads: dict[str, NonNegativeInt] = {}
+    """In complete replies: highest topic_seq of every matching topic."""
+
+
+AnyMessage = (
+    Candidate
+    | Result
+    | Ready
+    | Release
+    | StageChange
+    | TrainerStep
+    | Heartbeat
+    | Ack
+    | FetchRequest
+    | FetchReply
+)
+MESSAGE_TYPES: Final[tuple[type[Message], ...]] = AnyMessage.__args__  # type: ignore[attr-defined]
+KINDS: Final[frozenset[str]] = frozenset(t.__struct_config__.tag for t in MESSAGE_TYPES)  # type: ignore[misc]
+EVENT_TYPES: Final = tuple(t for t in MESSAGE_TYPES if issubclass(t, Event))
+
+# ---------------------------------------------------------------- codec
+
+
+M = TypeVar("M", bound=Message)
+
+
+class FrameError(Exception):
+    """A frame that is not a message this reader can use. `reason` is one of FRAME_ERROR_REASONS."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+FRAME_ERROR_REASONS: Final = ("not_msgpack", "invalid", "unknown_kind", "version", "framing", "unexpected")
+"""not_msgpack: undecodable bytes; invalid: a known kind with missing or ill-typed fields; unknown_kind:
+a kind this reader does not know (from a newer writer); version: another schema version; framing: wrong
+frame count or junk on the event socket; unexpected: a valid message sent where it has no meaning."""
+
+
+class _EnvelopeProbe(msgspec.Struct):
+    kind: object = None
+    v: object = None
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(AnyMessage)
+_probe_decoder = msgspec.msgpack.Decoder(_EnvelopeProbe)
+_FIELD_COUNT = {t: len(t.__struct_fields__) + 1 for t in MESSAGE_TYPES}  # +1 for `kind`
+
+
+def encode(message: Message) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode(frame: bytes | memoryview) -> AnyMessage:
+    """Decode one frame into its message, or raise FrameError saying why it is unusable."""
+    try:
+        message = _decoder.decode(frame)
+    except msgspec.ValidationError as error:
+        raise _classify(frame, error) from None
+    except msgspec.DecodeError as error:
+        raise FrameError("not_msgpack", str(error)) from None
+    if message.v != SCHEMA_VERSION:
+        raise FrameError("version", f"schema version {message.v}, this reader speaks {SCHEMA_VERSION}")
+    return message
+
+
+def extra_field_names(frame: bytes | memoryview, message: Message) -> list[str]:
+    """Fields in the frame that this reader's schema does not know (sent by a newer writer)."""
+    if _map_length(frame) <= _FIELD_COUNT[type(message)]:
+        return []
+    known = set(type(message).__struct_fields__) | {"kind"}
+    raw = msgspec.msgpack.decode(frame)
+    return sorted(str(key) for key in raw if key not in known)
+
+
+def _map_length(frame: bytes | memoryview) -> int:
+    first = frame[0]
+    if 0x80 <= first <= 0x8F:
+        return first & 0x0F
+    if first == 0xDE:
+        return int.from_bytes(frame[1:3], "big")
+    if first == 0xDF:
+        return int.from_bytes(frame[1:5], "big")
+    return 0
+
+
+def _classify(frame: bytes | memoryview, error: msgspec.ValidationError) -> FrameError:
+    try:
+        probe = _probe_decoder.decode(frame)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return FrameError("invalid", str(error))
+    if probe.v is not None and probe.v != SCHEMA_VERSION:
+        return FrameError("version", f"schema version {probe.v!r}, this reader speaks {SCHEMA_VERSION}")
+    if isinstance(probe.kind, str) and probe.kind not in KINDS:
+        return FrameError("unknown_kind", f"kind {probe.kind!r}")
+    return FrameError("invalid", str(error))
+
+
+def to_json_dict(message: Message) -> dict[str, object]:
+    """A JSON-ready dict of the message (for `hpcrl tail` and logs), `kind` included."""
+    return msgspec.to_builtins(message)  # type: ignore[no-any-return]
+
+
+class Stamper:
+    """Creates the messages of one process, filling in the envelope (id, sender, seq, sent_at)."""
+
+    def __init__(self, sender: str) -> None:
+        self.sender = sender
+        self.incarnation = secrets.token_hex(8)
+        self._seq = 0
+
+    def make(self, cls: type[M], **fields: Any) -> M:
+        self._seq += 1
+        return cls(
+            id=f"{self.incarnation}-{self._seq}",
+            sender=self.sender,
+            seq=self._seq,
+            sent_at=time.time(),
+            **fields,
+        )

@@ -1,0 +1,182 @@
+"""Gap-free event subscription: every journaled event of the subscribed topics exactly once.
+
+PUB/SUB alone loses messages (slow joiner, full queues, reconnects). Each journaled event carries
+its topic_seq (contiguous per topic); a subscriber that sees topic_seq jump, or a broker heartbeat
+announcing a topic head it has not reached, fetches what it missed from the broker's journal
+(FetchRequest "after bus_seq N") and delivers it. Live events that arrive while a fetch is under
+way are held back and delivered afterwards, de-duplicated by topic_seq.
+
+Order: per topic, delivery follows topic_seq. Across topics, a recovered event can arrive after
+newer events of other topics.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bus import metrics
+from bus.schema import Event, FetchReply, FetchRequest, FrameError, Heartbeat, Role, decode
+
+log = logging.getLogger(__name__)
+
+FETCH_PAGE_EVENTS = 1000
+FETCH_RETRY_S = 2.0
+"""A fetch unanswered this long is sent again (the broker may have restarted)."""
+
+
+@dataclass
+class TopicPosition:
+    topic_seq: int
+    bus_seq: int
+
+
+class EventStream:
+    def __init__(
+        self,
+        prefixes: tuple[str, ...],
+        since: int | None,
+        send_fetch: Callable[..., FetchRequest | None],
+        deliver: Callable[[Event, bool], None],
+    ) -> None:
+        """`since=None` starts at the journal's current head; `since=N` replays everything after N.
+        `send_fetch(**fields)` sends a FetchRequest and returns it (None if it could not be sent);
+        `deliver(event, recovered)` receives each event once."""
+        self.prefixes = prefixes
+        self._send_fetch = send_fetch
+        self._deliver = deliver
+        self.positions: dict[str, TopicPosition] = {}
+        self.base_bus_seq = since or 0
+        """Topics not in `positions` are complete up to this bus_seq."""
+        self.verified_through = since or 0
+        """Every matching event with bus_seq <= this has been delivered (or counted as lost)."""
+        self.synced = False
+        self._wanted: tuple[int, int] | None = None
+        """(after_bus_seq, limit) of the fetch we need answered; None when in sync."""
+        self._fetch: FetchRequest | None = None
+        """The request last sent for `_wanted` (None if it could not be sent yet)."""
+        self._fetch_sent_at = 0.0
+        self._held: deque[Event] = deque()
+        self._start_from_head = since is None
+        self._request(after=self.base_bus_seq, limit=0 if since is None else FETCH_PAGE_EVENTS)
+
+    # ------------------------------------------------------------ inputs
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, Heartbeat) and event.role is Role.BROKER:
+            self._check_heads(event)
+        if not event.bus_seq:
+            if event.topic.startswith(self.prefixes):
+                self._deliver(event, False)  # ephemeral: no sequence to keep
+            return
+        if self._wanted is not None:
+            self._held.append(event)
+            return
+        self._apply_live(event)
+
+    def on_fetch_reply(self, reply: FetchReply) -> bool:
+        """Apply a reply to our own fetch. Returns False if the reply is not ours."""
+        if self._fetch is None or reply.ref != self._fetch.id:
+            return False
+        self._fetch = self._wanted = None
+        for raw in reply.events:
+            try:
+                event = decode(raw)
+            except FrameError as error:
+                metrics.drop_frame(error.reason, f"in a fetch reply: {error.detail}")
+                continue
+            if isinstance(event, Event) and event.topic.startswith(self.prefixes):
+                self._apply_recovered(event)
+        if not reply.complete:
+            self._request(after=reply.upto_bus_seq, limit=FETCH_PAGE_EVENTS)
+            return True
+        for topic, head in reply.topic_heads.items():
+            position = self.positions.get(topic)
+            if position is None:
+                if self._start_from_head:
+                    self.positions[topic] = TopicPosition(head, reply.upto_bus_seq)
+                    continue
+                position = self.positions[topic] = TopicPosition(0, self.base_bus_seq)
+            if head > position.topic_seq:
+                lost = head - position.topic_seq
+                metrics.EVENTS_LOST.inc(lost)
+                log.error(
+                    "events lost topic=%s count=%d evicted_through=%d: the journal dropped them before we "
+                    "fetched; raise broker.journal_max_events", topic, lost, reply.evicted_through,
+                )
+                position.topic_seq = head
+                position.bus_seq = reply.upto_bus_seq
+        self._start_from_head = False
+        if not self.synced:
+            self.synced = True
+            self.base_bus_seq = reply.upto_bus_seq
+        self.verified_through = max(self.verified_through, reply.upto_bus_seq)
+        held, self._held = self._held, deque()
+        for event in held:
+            if self._wanted is not None:
+                self._held.append(event)
+            else:
+                self._apply_live(event)
+        return True
+
+    def tick(self) -> None:
+        """Re-send a fetch that could not be sent or went unanswered (lost with a broker restart)."""
+        if self._wanted is not None and (
+            self._fetch is None or time.monotonic() - self._fetch_sent_at > FETCH_RETRY_S
+        ):
+            self._request(*self._wanted)
+
+    def on_reconnect(self) -> None:
+        if self._wanted is not None:
+            self._request(*self._wanted)
+
+    # ------------------------------------------------------------ internals
+
+    def _apply_live(self, event: Event) -> None:
+        position = self.positions.get(event.topic)
+        last = position.topic_seq if position else 0
+        if event.topic_seq <= last:
+            metrics.DUPLICATES_DROPPED.labels(event.__struct_config__.tag).inc()
+        elif event.topic_seq == last + 1:
+            self._accept(event, recovered=False)
+        else:
+            metrics.GAPS_DETECTED.inc()
+            log.info("gap topic=%s expected=%d got=%d: fetching", event.topic, last + 1, event.topic_seq)
+            self._held.append(event)
+            self._request(after=position.bus_seq if position else self.base_bus_seq, limit=FETCH_PAGE_EVENTS)
+
+    def _apply_recovered(self, event: Event) -> None:
+        position = self.positions.get(event.topic)
+        if position is not None and event.topic_seq <= position.topic_seq:
+            return  # already delivered live
+        self._accept(event, recovered=True)
+
+    def _accept(self, event: Event, recovered: bool) -> None:
+        self.positions[event.topic] = TopicPosition(event.topic_seq, event.bus_seq)
+        metrics.EVENTS_DELIVERED.labels("recovered" if recovered else "live").inc()
+        self._deliver(event, recovered)
+
+    def _check_heads(self, heartbeat: Heartbeat) -> None:
+        if self._wanted is not None or not self.synced:
+            return
+        behind = [
+            topic
+            for topic, head in heartbeat.topic_heads.items()
+            if topic.startswith(self.prefixes)
+            and head > (self.positions[topic].topic_seq if topic in self.positions else 0)
+        ]
+        if not behind:
+            self.verified_through = max(self.verified_through, heartbeat.journal_head)
+            return
+        metrics.GAPS_DETECTED.inc()
+        log.info("topics behind the broker's heads topics=%s: fetching", behind[:5])
+        after = min(self.positions[t].bus_seq if t in self.positions else self.base_bus_seq for t in behind)
+        self._request(after=after, limit=FETCH_PAGE_EVENTS)
+
+    def _request(self, after: int, limit: int) -> None:
+        self._wanted = (after, limit)
+        self._fetch = self._send_fetch(prefixes=list(self.prefixes), after_bus_seq=after, limit=limit)
+        self._fetch_sent_at = time.monotonic()

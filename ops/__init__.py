@@ -1,0 +1,1 @@
+"""Operations: the hpcrl command line, launching processes together (demo), deployment files."""

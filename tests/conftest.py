@@ -1,0 +1,140 @@
+"""Shared fixtures: real processes on loopback, random free ports, bounded waits, full cleanup."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bus.config import BusConfig, ClientConfig
+
+REPO = Path(__file__).resolve().parent.parent
+HPCRL = [sys.executable, "-m", "ops.cli"]
+FAST_HEARTBEAT_S = 0.2
+"""Tests run heartbeats 5x faster than production so liveness decisions take 0.6 s, not 3 s."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.05) -> object:
+    """Poll `condition` until it is truthy; fail the test with `what` after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def scrape(port: int) -> dict[str, float]:
+    """One Prometheus scrape of a process, as {sample name with labels: value}."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+@dataclass
+class BusSite:
+    """Endpoints, env and files of one test bus; `env` makes every hpcrl process use them."""
+
+    request_port: int
+    event_port: int
+    workdir: Path
+    env: dict[str, str]
+
+    @property
+    def bus_config(self) -> BusConfig:
+        return BusConfig(
+            request_endpoint=f"tcp://127.0.0.1:{self.request_port}",
+            event_endpoint=f"tcp://127.0.0.1:{self.event_port}",
+            heartbeat_interval_s=FAST_HEARTBEAT_S,
+            linger_s=0.2,
+        )
+
+    @property
+    def client_config(self) -> ClientConfig:
+        return ClientConfig(ack_timeout_s=1.0, result_timeout_s=30.0)
+
+    @property
+    def journal(self) -> Path:
+        return self.workdir / "journal.sqlite"
+
+
+class Processes:
+    """Starts hpcrl subprocesses and guarantees they are gone at the end of the test."""
+
+    def __init__(self, site: BusSite) -> None:
+        self.site = site
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        name = args[0] if args else "process"
+        log = open(self.site.workdir / f"{name}-{len(self.started)}.log", "wb")
+        process = subprocess.Popen(
+            [*HPCRL, *args], env=env or self.site.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
+        )
+        self.started.append(process)
+        return process
+
+    def broker(self, *extra: str) -> subprocess.Popen[bytes]:
+        return self.start("bus", "--journal", str(self.site.journal), *extra)
+
+    def worker(self, name: str, *extra: str) -> subprocess.Popen[bytes]:
+        return self.start("test-worker", "--name", name, *extra)
+
+    def stop(self, process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        process.send_signal(signal.SIGTERM)
+        return process.wait(timeout_s)
+
+    def cleanup(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> BusSite:
+    request_port, event_port = free_port(), free_port()
+    env = dict(os.environ)
+    env.update(
+        HPCRL_BUS__REQUEST_ENDPOINT=f"tcp://127.0.0.1:{request_port}",
+        HPCRL_BUS__EVENT_ENDPOINT=f"tcp://127.0.0.1:{event_port}",
+        HPCRL_BUS__HEARTBEAT_INTERVAL_S=str(FAST_HEARTBEAT_S),
+        HPCRL_BUS__LINGER_S="0.2",
+        HPCRL_CLIENT__ACK_TIMEOUT_S="1.0",
+        PYTHONUNBUFFERED="1",
+    )
+    return BusSite(request_port, event_port, tmp_path, env)
+
+
+@pytest.fixture
+def processes(site: BusSite) -> Iterator[Processes]:
+    procs = Processes(site)
+    try:
+        yield procs
+    finally:
+        procs.cleanup()
+
+
+def log_of(site: BusSite, name_prefix: str) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in sorted(site.workdir.glob(f"{name_prefix}*.log")))
