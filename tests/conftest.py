@@ -85,17 +85,24 @@ class Processes:
         self.site = site
         self.started: list[subprocess.Popen[bytes]] = []
 
-    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def start(
+        self, *args: str, env: dict[str, str] | None = None, stdout: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start `hpcrl ARGS...`; its stderr (and stdout, unless `stdout` names a file) goes to a
+        log in the test's directory."""
         name = args[0] if args else "process"
-        log = open(self.site.workdir / f"{name}-{len(self.started)}.log", "wb")
-        process = subprocess.Popen(
-            [*HPCRL, *args], env=env or self.site.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
-        )
+        log = open(self.site.workdir / f"{name}-{len(self.started)}.log", "wb")  # noqa: SIM115
+        out = open(stdout, "wb") if stdout else log  # noqa: SIM115
+        process = subprocess.Popen([*HPCRL, *args], env=env or self.site.env, cwd=REPO, stdout=out, stderr=log)
         self.started.append(process)
         return process
 
     def broker(self, *extra: str) -> subprocess.Popen[bytes]:
         return self.start("bus", "--journal", str(self.site.journal), *extra)
+
+    def broker_env(self, **extra_env: str) -> subprocess.Popen[bytes]:
+        """A broker with extra HPCRL_* settings in its environment."""
+        return self.start("bus", "--journal", str(self.site.journal), env={**self.site.env, **extra_env})
 
     def worker(self, name: str, *extra: str) -> subprocess.Popen[bytes]:
         return self.start("test-worker", "--name", name, *extra)
