@@ -49,7 +49,7 @@ from bus.sockets import server_socket
 
 log = logging.getLogger(__name__)
 
-_REFUSAL_EVENTS = {
+_REFUSAL_EVENTS: dict[int, str] = {
     zmq.EVENT_HANDSHAKE_FAILED_AUTH: "auth",
     zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "protocol",
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "protocol",
@@ -102,7 +102,11 @@ class Broker:
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.xpub = server_socket(self.ctx, zmq.XPUB, bus)
         self.monitors = [
-            sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+            sock.get_monitor_socket(
+                zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+            )
             for sock in (self.router, self.xpub)
         ]
         self.router.bind(bus.request_endpoint)
@@ -116,7 +120,7 @@ class Broker:
         """Candidates a worker says it is running that no submitter has (re-)sent yet (after a
         broker restart): when the candidate arrives it is not queued again."""
         self.acks: dict[bytes, list[AckEntry]] = {}
-        self.after_commit: list[tuple[zmq.Socket, list[bytes]]] = []
+        self.after_commit: list[tuple[zmq.Socket[bytes], list[bytes]]] = []
         self.poller = zmq.Poller()
         for sock in (self.router, self.xpub, *self.monitors):
             self.poller.register(sock, zmq.POLLIN)
@@ -126,7 +130,11 @@ class Broker:
         metrics.JOURNAL_HEAD.set(self.journal.head)
         log.info(
             "broker up request=%s event=%s curve=%s journal=%s head=%d",
-            bus.request_endpoint, bus.event_endpoint, bus.curve, cfg.journal_path, self.journal.head,
+            bus.request_endpoint,
+            bus.event_endpoint,
+            bus.curve,
+            cfg.journal_path,
+            self.journal.head,
         )
 
     # ------------------------------------------------------------ main loop
@@ -143,7 +151,7 @@ class Broker:
         self.stopping = True
 
     def turn(self, timeout_s: float) -> None:
-        ready = dict(self.poller.poll(timeout_s * 1000))
+        ready = dict(self.poller.poll(round(timeout_s * 1000)))
         now = time.monotonic()
         if self.router in ready:
             self._read_router(now)
@@ -228,13 +236,13 @@ class Broker:
             if len(frames) != 1 or not frames[0] or frames[0][0] not in (0, 1):
                 metrics.drop_frame("framing", "non-subscription frame on the event socket")
 
-    def _read_monitor(self, monitor: zmq.Socket) -> None:
+    def _read_monitor(self, monitor: zmq.Socket[bytes]) -> None:
         while True:
             try:
                 event = recv_monitor_message(monitor, zmq.NOBLOCK)
             except zmq.Again:
                 return
-            reason = _REFUSAL_EVENTS.get(event["event"])
+            reason = _REFUSAL_EVENTS.get(int(event["event"]))
             if reason:
                 metrics.REFUSED_CLIENTS.labels(reason).inc()
                 log.warning("refused client reason=%s endpoint=%s", reason, event.get("endpoint"))
@@ -375,7 +383,7 @@ class Broker:
             self._send(sock, frames, None)
         self.after_commit.clear()
 
-    def _send(self, sock: zmq.Socket, frames: list[bytes], kind: str | None) -> int:
+    def _send(self, sock: zmq.Socket[bytes], frames: list[bytes], kind: str | None) -> int:
         """Send without ever blocking. Returns 0, or the errno (EAGAIN: peer's queue full;
         EHOSTUNREACH: peer gone); the peer recovers by re-sending or fetching."""
         try:
@@ -383,7 +391,7 @@ class Broker:
         except zmq.ZMQError as error:
             if kind:
                 metrics.SEND_DROPPED.labels(kind).inc()
-            return error.errno
+            return int(error.errno or zmq.EAGAIN)
         if kind:
             metrics.MESSAGES_SENT.labels(kind).inc()
         return 0

@@ -27,7 +27,9 @@ def _load(parser: argparse.ArgumentParser, path: str | None) -> HpcrlConfig:
 def run_broker(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="hpcrl bus", description="Run the message broker daemon.")
     _config_arguments(parser)
-    parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (overrides broker.metrics_port)")
+    parser.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics on this port (overrides broker.metrics_port)"
+    )
     parser.add_argument("--journal", help="replay journal SQLite file (overrides broker.journal_path)")
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
@@ -57,7 +59,9 @@ def tail(argv: list[str]) -> int:
         prog="hpcrl tail", description="Print events from the bus as JSON lines (one event per line)."
     )
     _config_arguments(parser)
-    parser.add_argument("--topic", action="append", default=[], help="topic prefix to follow (repeatable; default: all)")
+    parser.add_argument(
+        "--topic", action="append", default=[], help="topic prefix to follow (repeatable; default: all)"
+    )
     parser.add_argument("--since", type=int, help="first replay every journaled event after this bus_seq")
     parser.add_argument("--count", type=int, help="exit after printing this many events")
     parser.add_argument("--idle-exit-s", type=float, help="exit after this many seconds without an event")
@@ -97,7 +101,9 @@ def keys(argv: list[str]) -> int:
     )
     parser.add_argument("--dir", required=True, help="directory to write the keys into")
     parser.add_argument(
-        "names", nargs="*", default=["broker", "trainer", "bencher", "archive", "client"],
+        "names",
+        nargs="*",
+        default=["broker", "trainer", "bencher", "archive", "client"],
         help="key pair names (default: broker trainer bencher archive client)",
     )
     args = parser.parse_args(argv)
@@ -111,10 +117,10 @@ def keys(argv: list[str]) -> int:
         print(path)
     if BROKER_KEY_NAME in args.names:
         print(
-            f"\nbroker:  [bus] secret_key_file = \"{args.dir}/broker.key_secret\"  "
-            f"[broker] allowed_keys_dir = \"{args.dir}/allowed\"\n"
-            f"clients: [bus] secret_key_file = \"{args.dir}/NAME.key_secret\"  "
-            f"broker_public_key_file = \"{args.dir}/broker.key\"",
+            f'\nbroker:  [bus] secret_key_file = "{args.dir}/broker.key_secret"  '
+            f'[broker] allowed_keys_dir = "{args.dir}/allowed"\n'
+            f'clients: [bus] secret_key_file = "{args.dir}/NAME.key_secret"  '
+            f'broker_public_key_file = "{args.dir}/broker.key"',
             file=sys.stderr,
         )
     return 0

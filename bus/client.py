@@ -82,7 +82,7 @@ class BusClient:
             role,
             on_message=self._on_message,
             on_event=self._on_event if stream_prefixes else None,
-            subscriptions=tuple(sorted(set(stream_prefixes))) + (protocol.BROKER_HEARTBEAT_TOPIC,),
+            subscriptions=(*tuple(sorted(set(stream_prefixes))), protocol.BROKER_HEARTBEAT_TOPIC),
             on_connect=self._on_connect,
             heartbeat_state=lambda: (PeerState.BUSY if self.pending else PeerState.IDLE, []),
         )
@@ -99,9 +99,7 @@ class BusClient:
         self._next_timer = 0.0
         self.stream: EventStream | None = None
         if stream_prefixes:
-            self.stream = EventStream(
-                tuple(sorted(set(stream_prefixes))), since, self._send_fetch, self._deliver
-            )
+            self.stream = EventStream(tuple(sorted(set(stream_prefixes))), since, self._send_fetch, self._deliver)
 
     def __enter__(self) -> BusClient:
         return self
@@ -358,7 +356,7 @@ _ENVELOPE = frozenset(("v", "id", "sender", "seq", "sent_at"))
 
 
 def _decode_events(reply: FetchReply) -> list[Message]:
-    events = []
+    events: list[Message] = []
     for raw in reply.events:
         try:
             events.append(decode(raw))

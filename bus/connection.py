@@ -55,7 +55,7 @@ class Connection:
         self.cfg = cfg
         self.role = role
         self.stamper = Stamper(name)
-        self.ctx = zmq.Context.instance()
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._on_message = on_message
         self._on_event = on_event
         self._on_connect = on_connect
@@ -64,7 +64,7 @@ class Connection:
         self.dealer.setsockopt(zmq.IMMEDIATE, 1)
         self.monitor = self.dealer.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
         self.dealer.connect(cfg.request_endpoint)
-        self.sub: zmq.Socket | None = None
+        self.sub: zmq.Socket[bytes] | None = None
         self.poller = zmq.Poller()
         self.poller.register(self.dealer, zmq.POLLIN)
         self.poller.register(self.monitor, zmq.POLLIN)
@@ -105,7 +105,7 @@ class Connection:
 
     def pump(self, timeout_s: float) -> None:
         """Wait up to timeout_s for traffic, handle everything that arrived, send a heartbeat if due."""
-        ready = dict(self.poller.poll(max(0.0, timeout_s) * 1000))
+        ready = dict(self.poller.poll(round(max(0.0, timeout_s) * 1000)))
         if self.monitor in ready:
             self._read_monitor()
         if self.dealer in ready:

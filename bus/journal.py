@@ -108,15 +108,15 @@ class Journal:
                 f"DELETE FROM events WHERE bus_seq <= ? AND bus_seq NOT IN ({','.join('?' * len(protected))})",
                 (boundary, *protected),
             )
-            self._db.execute(
-                "INSERT OR REPLACE INTO meta(key, value) VALUES ('evicted_through', ?)", (str(boundary),)
-            )
+            self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('evicted_through', ?)", (str(boundary),))
         self._count -= cursor.rowcount
         self.evicted_through = boundary
 
     # ------------------------------------------------------------ reading
 
-    def read_after(self, after_bus_seq: int, prefixes: tuple[str, ...], limit: int, scan_rows: int) -> tuple[list[bytes], int]:
+    def read_after(
+        self, after_bus_seq: int, prefixes: tuple[str, ...], limit: int, scan_rows: int
+    ) -> tuple[list[bytes], int]:
         """Matching payloads with bus_seq > after, in order. Returns (payloads, upto_bus_seq): every
         matching event up to upto_bus_seq is included (limit and scan budget may stop it early)."""
         payloads: list[bytes] = []

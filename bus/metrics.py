@@ -9,11 +9,9 @@ from prometheus_client import Counter, Gauge, start_http_server
 from bus.schema import FRAME_ERROR_REASONS, KINDS
 
 _log = logging.getLogger(__name__)
-_KIND_LABELS = sorted(KINDS) + ["unknown"]
+_KIND_LABELS = [*sorted(KINDS), "unknown"]
 
-MESSAGES_RECEIVED = Counter(
-    "hpcrl_bus_messages_received_total", "Messages decoded from the bus, by kind.", ["kind"]
-)
+MESSAGES_RECEIVED = Counter("hpcrl_bus_messages_received_total", "Messages decoded from the bus, by kind.", ["kind"])
 MESSAGES_SENT = Counter("hpcrl_bus_messages_sent_total", "Messages sent on the bus, by kind.", ["kind"])
 SEND_DROPPED = Counter(
     "hpcrl_bus_send_dropped_total",
@@ -31,15 +29,11 @@ EXTRA_FIELDS = Counter(
 DUPLICATES_DROPPED = Counter(
     "hpcrl_bus_duplicates_dropped_total", "Messages recognised as duplicates and not applied again.", ["kind"]
 )
-RESENDS = Counter(
-    "hpcrl_bus_resends_total", "Messages re-sent, by reason.", ["reason"]
-)
+RESENDS = Counter("hpcrl_bus_resends_total", "Messages re-sent, by reason.", ["reason"])
 PENDING_CANDIDATES = Gauge(
     "hpcrl_bus_pending_candidates", "Candidates this submitter has sent and holds until their result arrives."
 )
-CANDIDATES_GIVEN_UP = Counter(
-    "hpcrl_bus_candidates_given_up_total", "Candidates abandoned with an infra_error result."
-)
+CANDIDATES_GIVEN_UP = Counter("hpcrl_bus_candidates_given_up_total", "Candidates abandoned with an infra_error result.")
 QUEUED_CANDIDATES = Gauge("hpcrl_bus_queued_candidates", "Candidates in the broker waiting for a worker.")
 IN_FLIGHT_CANDIDATES = Gauge(
     "hpcrl_bus_in_flight_candidates", "Candidates the broker has handed to a worker and has no result for yet."

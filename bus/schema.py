@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import secrets
 import time
+import typing
 from typing import Annotated, Any, ClassVar, Final, TypeVar
 
 import msgspec
@@ -28,7 +29,7 @@ MAX_SOURCE_BYTES: Final = 256 * 1024
 SourceCode = Annotated[str, msgspec.Meta(max_length=MAX_SOURCE_BYTES)]
 
 
-class Verdict(str, enum.Enum):
+class Verdict(enum.StrEnum):
     """The closed set of benchmark outcomes. Only `ok` carries a speed."""
 
     OK = "ok"
@@ -42,7 +43,7 @@ class Verdict(str, enum.Enum):
     """Our fault (lost bencher, broker gave up, harness failure); never charged to the policy."""
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     BROKER = "broker"
     BENCHER = "bencher"
     TRAINER = "trainer"
@@ -50,7 +51,7 @@ class Role(str, enum.Enum):
     CLIENT = "client"
 
 
-class PeerState(str, enum.Enum):
+class PeerState(enum.StrEnum):
     IDLE = "idle"
     BUSY = "busy"
     DRAINING = "draining"
@@ -59,7 +60,7 @@ class PeerState(str, enum.Enum):
     """Last heartbeat before a clean exit; the broker forgets the peer at once."""
 
 
-class AckStatus(str, enum.Enum):
+class AckStatus(enum.StrEnum):
     ACCEPTED = "accepted"
     """Queued (candidate) or journaled at `bus_seq` (event)."""
     DUPLICATE = "duplicate"
@@ -298,18 +299,9 @@ class FetchReply(Message, frozen=True, kw_only=True, tag="fetch_reply"):
 
 
 AnyMessage = (
-    Candidate
-    | Result
-    | Ready
-    | Release
-    | StageChange
-    | TrainerStep
-    | Heartbeat
-    | Ack
-    | FetchRequest
-    | FetchReply
+    Candidate | Result | Ready | Release | StageChange | TrainerStep | Heartbeat | Ack | FetchRequest | FetchReply
 )
-MESSAGE_TYPES: Final[tuple[type[Message], ...]] = AnyMessage.__args__  # type: ignore[attr-defined]
+MESSAGE_TYPES: Final[tuple[type[Message], ...]] = typing.get_args(AnyMessage)
 KINDS: Final[frozenset[str]] = frozenset(t.__struct_config__.tag for t in MESSAGE_TYPES)  # type: ignore[misc]
 EVENT_TYPES: Final = tuple(t for t in MESSAGE_TYPES if issubclass(t, Event))
 
@@ -352,7 +344,7 @@ def encode(message: Message) -> bytes:
 def decode(frame: bytes | memoryview) -> AnyMessage:
     """Decode one frame into its message, or raise FrameError saying why it is unusable."""
     try:
-        message = _decoder.decode(frame)
+        message: AnyMessage = _decoder.decode(frame)
     except msgspec.ValidationError as error:
         raise _classify(frame, error) from None
     except msgspec.DecodeError as error:

@@ -13,7 +13,7 @@ from bus.config import BusConfig, ConfigError
 BROKER_KEY_NAME = "broker"
 
 
-def configure(socket: zmq.Socket, cfg: BusConfig) -> zmq.Socket:
+def configure(socket: zmq.Socket[bytes], cfg: BusConfig) -> zmq.Socket[bytes]:
     socket.setsockopt(zmq.LINGER, int(cfg.linger_s * 1000))
     socket.setsockopt(zmq.SNDHWM, cfg.send_hwm)
     socket.setsockopt(zmq.RCVHWM, cfg.receive_hwm)
@@ -26,7 +26,7 @@ def configure(socket: zmq.Socket, cfg: BusConfig) -> zmq.Socket:
     return socket
 
 
-def server_socket(ctx: zmq.Context, kind: int, cfg: BusConfig) -> zmq.Socket:
+def server_socket(ctx: zmq.Context[zmq.Socket[bytes]], kind: int, cfg: BusConfig) -> zmq.Socket[bytes]:
     """A broker-side socket; with CURVE it authenticates every client through ZAP."""
     socket = configure(ctx.socket(kind), cfg)
     if cfg.curve:
@@ -37,7 +37,7 @@ def server_socket(ctx: zmq.Context, kind: int, cfg: BusConfig) -> zmq.Socket:
     return socket
 
 
-def client_socket(ctx: zmq.Context, kind: int, cfg: BusConfig) -> zmq.Socket:
+def client_socket(ctx: zmq.Context[zmq.Socket[bytes]], kind: int, cfg: BusConfig) -> zmq.Socket[bytes]:
     socket = configure(ctx.socket(kind), cfg)
     if cfg.curve:
         if not cfg.broker_public_key_file:
@@ -57,7 +57,9 @@ def load_key_pair(secret_key_file: str) -> tuple[bytes, bytes]:
     try:
         public, secret = zmq.auth.load_certificate(secret_key_file)
     except (OSError, ValueError) as error:
-        raise ConfigError(f"cannot read CURVE key {secret_key_file}: {error}; regenerate it with `hpcrl keys`") from None
+        raise ConfigError(
+            f"cannot read CURVE key {secret_key_file}: {error}; regenerate it with `hpcrl keys`"
+        ) from None
     if secret is None:
         raise ConfigError(
             f"{secret_key_file} holds no secret key: point bus.secret_key_file at NAME.key_secret, not NAME.key"

@@ -84,12 +84,12 @@ class EventStream:
         self._fetch = self._wanted = None
         for raw in reply.events:
             try:
-                event = decode(raw)
+                message = decode(raw)
             except FrameError as error:
                 metrics.drop_frame(error.reason, f"in a fetch reply: {error.detail}")
                 continue
-            if isinstance(event, Event) and event.topic.startswith(self.prefixes):
-                self._apply_recovered(event)
+            if isinstance(message, Event) and message.topic.startswith(self.prefixes):
+                self._apply_recovered(message)
         if not reply.complete:
             self._request(after=reply.upto_bus_seq, limit=FETCH_PAGE_EVENTS)
             return True
@@ -105,7 +105,10 @@ class EventStream:
                 metrics.EVENTS_LOST.inc(lost)
                 log.error(
                     "events lost topic=%s count=%d evicted_through=%d: the journal dropped them before we "
-                    "fetched; raise broker.journal_max_events", topic, lost, reply.evicted_through,
+                    "fetched; raise broker.journal_max_events",
+                    topic,
+                    lost,
+                    reply.evicted_through,
                 )
                 position.topic_seq = head
                 position.bus_seq = reply.upto_bus_seq
@@ -124,9 +127,7 @@ class EventStream:
 
     def tick(self) -> None:
         """Re-send a fetch that could not be sent or went unanswered (lost with a broker restart)."""
-        if self._wanted is not None and (
-            self._fetch is None or time.monotonic() - self._fetch_sent_at > FETCH_RETRY_S
-        ):
+        if self._wanted is not None and (self._fetch is None or time.monotonic() - self._fetch_sent_at > FETCH_RETRY_S):
             self._request(*self._wanted)
 
     def on_reconnect(self) -> None:

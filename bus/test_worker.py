@@ -56,7 +56,7 @@ def main(argv: list[str]) -> int:
         next_due = min((done_at for _, done_at in busy.values()), default=time.monotonic() + 0.1)
         if any(worker.inbox for worker in workers):
             continue
-        poller.poll(max(0.0, min(0.1, next_due - time.monotonic())) * 1000)
+        poller.poll(round(max(0.0, min(0.1, next_due - time.monotonic())) * 1000))
     # Drain: hand back what was started but not finished, then close every connection.
     for index, (candidate, _) in busy.items():
         workers[index].release([candidate], "worker stopping")

@@ -68,9 +68,7 @@ class BusWorker:
     def finish(self, candidate: Candidate, **measurement: Any) -> Result:
         """Report the candidate's result (kept and re-sent until the broker acknowledges it) and,
         unless draining, ask for the next candidate."""
-        result = self.conn.stamper.make(
-            Result, **Result.for_candidate(candidate, bencher_id=self.name, **measurement)
-        )
+        result = self.conn.stamper.make(Result, **Result.for_candidate(candidate, bencher_id=self.name, **measurement))
         self.running.pop(candidate.candidate_id, None)
         self.outbox.send(result)
         if not self.draining:

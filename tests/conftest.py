@@ -91,8 +91,8 @@ class Processes:
         """Start `hpcrl ARGS...`; its stderr (and stdout, unless `stdout` names a file) goes to a
         log in the test's directory."""
         name = args[0] if args else "process"
-        log = open(self.site.workdir / f"{name}-{len(self.started)}.log", "wb")  # noqa: SIM115
-        out = open(stdout, "wb") if stdout else log  # noqa: SIM115
+        log = open(self.site.workdir / f"{name}-{len(self.started)}.log", "wb")
+        out = open(stdout, "wb") if stdout else log
         process = subprocess.Popen([*HPCRL, *args], env=env or self.site.env, cwd=REPO, stdout=out, stderr=log)
         self.started.append(process)
         return process

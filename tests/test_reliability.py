@@ -35,12 +35,12 @@ def journaled_results(journal: Path) -> list[str]:
 
 
 def submit_many(client: BusClient, count: int, start: int = 0) -> list[str]:
-    return [client.submit(problem="dgemm", size=64, source=SOURCE % i).candidate_id for i in range(start, start + count)]
+    return [
+        client.submit(problem="dgemm", size=64, source=SOURCE % i).candidate_id for i in range(start, start + count)
+    ]
 
 
-def test_candidates_flow_through_the_broker_to_several_workers_and_back(
-    site: BusSite, processes: Processes
-) -> None:
+def test_candidates_flow_through_the_broker_to_several_workers_and_back(site: BusSite, processes: Processes) -> None:
     processes.broker()
     for name in ("w1", "w2", "w3"):
         processes.worker(name, "--delay-s", "0.01")
@@ -82,9 +82,7 @@ def test_kill_9_of_a_worker_holding_a_candidate_completes_it_elsewhere_exactly_o
     with client_for(site) as client:
         wait_workers(client, 1)
         cid = submit_many(client, 1)[0]
-        wait_for(
-            lambda: scrape(metrics_port).get("hpcrl_bus_dispatches_total", 0) >= 1, 10, "the victim to hold it"
-        )
+        wait_for(lambda: scrape(metrics_port).get("hpcrl_bus_dispatches_total", 0) >= 1, 10, "the victim to hold it")
         processes.worker("rescuer")
         wait_workers(client, 2)
         victim.send_signal(signal.SIGKILL)
@@ -135,8 +133,16 @@ def test_a_subscriber_killed_and_restarted_mid_stream_ends_with_every_event_exac
         assert publisher.flush(10)
         resume_from = seen_first[-1]["bus_seq"]
         second_out = tmp_path / "second.jsonl"
-        processes.start("tail", "--topic", "trainer.", "--since", str(resume_from), "--count", str(300 - len(seen_first)),
-                        stdout=second_out).wait(30)
+        processes.start(
+            "tail",
+            "--topic",
+            "trainer.",
+            "--since",
+            str(resume_from),
+            "--count",
+            str(300 - len(seen_first)),
+            stdout=second_out,
+        ).wait(30)
     steps = [e["step"] for e in seen_first + _lines(second_out)]
     assert steps == list(range(300))
 
@@ -214,9 +220,6 @@ def scrape_client_metric(name: str, labels: str) -> float:
 
     for family in REGISTRY.collect():
         for sample in family.samples:
-            if sample.name == name and all(
-                f'{k}="{v}"' in labels for k, v in sample.labels.items()
-            ):
+            if sample.name == name and all(f'{k}="{v}"' in labels for k, v in sample.labels.items()):
                 return float(sample.value)
     raise AssertionError(f"metric {name}{{{labels}}} not found")
-

@@ -33,31 +33,81 @@ from bus.schema import (
 
 stamper = Stamper("test-sender")
 CANDIDATE = stamper.make(
-    Candidate, candidate_id="c-1", run="r", problem="dgemm", size=512, stage=2, policy_version=7,
-    source="void dgemm(int n, const double *A, const double *B, double *C) {}", attempt=2,
+    Candidate,
+    candidate_id="c-1",
+    run="r",
+    problem="dgemm",
+    size=512,
+    stage=2,
+    policy_version=7,
+    source="void dgemm(int n, const double *A, const double *B, double *C) {}",
+    attempt=2,
 )
 SAMPLES = [
     CANDIDATE,
     stamper.make(
-        Result, **Result.for_candidate(
-            CANDIDATE, verdict=Verdict.OK, gflops_median=12.5, gflops_min=11.0, gflops_max=13.0, cv=0.02,
-            repetitions=9, compile_s=0.07, run_s=0.4, detail="max error 1e-13", bencher_id="b-1", host="node7",
-            slurm_job_id="4242", calibration_gflops=50.1, cached=True,
-        ), bus_seq=10, topic_seq=3,
+        Result,
+        **Result.for_candidate(
+            CANDIDATE,
+            verdict=Verdict.OK,
+            gflops_median=12.5,
+            gflops_min=11.0,
+            gflops_max=13.0,
+            cv=0.02,
+            repetitions=9,
+            compile_s=0.07,
+            run_s=0.4,
+            detail="max error 1e-13",
+            bencher_id="b-1",
+            host="node7",
+            slurm_job_id="4242",
+            calibration_gflops=50.1,
+            cached=True,
+        ),
+        bus_seq=10,
+        topic_seq=3,
     ),
     stamper.make(Ready, credit=2),
     stamper.make(Release, candidate_ids=["c-1", "c-2"], reason="draining"),
     stamper.make(
-        StageChange, problem="dgemm", from_stage=1, to_stage=2, reason="plateau", techniques=["loop_order", "tiling"],
-        stats={"coverage": 0.5}, bus_seq=4, topic_seq=1,
+        StageChange,
+        problem="dgemm",
+        from_stage=1,
+        to_stage=2,
+        reason="plateau",
+        techniques=["loop_order", "tiling"],
+        stats={"coverage": 0.5},
+        bus_seq=4,
+        topic_seq=1,
     ),
     stamper.make(
-        TrainerStep, run="r", step=3, policy_version=3, reward_mean=1.5, reward_std=0.5, reward_max=3.0,
-        gflops_mean=2.0, gflops_max=4.0, loss=0.1, kl=0.01, step_s=12.0, verdicts={"ok": 3, "compile_error": 1},
+        TrainerStep,
+        run="r",
+        step=3,
+        policy_version=3,
+        reward_mean=1.5,
+        reward_std=0.5,
+        reward_max=3.0,
+        gflops_mean=2.0,
+        gflops_max=4.0,
+        loss=0.1,
+        kl=0.01,
+        step_s=12.0,
+        verdicts={"ok": 3, "compile_error": 1},
     ),
     stamper.make(
-        Heartbeat, role=Role.BROKER, incarnation="abc", state=PeerState.BUSY, in_flight=["c-1"], host="h", pid=12,
-        slurm_job_id="9", journal_head=40, topic_heads={"result.dgemm": 30}, workers=3, queued=5,
+        Heartbeat,
+        role=Role.BROKER,
+        incarnation="abc",
+        state=PeerState.BUSY,
+        in_flight=["c-1"],
+        host="h",
+        pid=12,
+        slurm_job_id="9",
+        journal_head=40,
+        topic_heads={"result.dgemm": 30},
+        workers=3,
+        queued=5,
     ),
     stamper.make(Ack, entries=[AckEntry(ref="m-1", status=AckStatus.DONE, bus_seq=9, reason="")]),
     stamper.make(FetchRequest, prefixes=["result.", "stage."], after_bus_seq=5, limit=10, latest_only=True),
@@ -76,8 +126,14 @@ def test_every_message_round_trips_unchanged(message: msgspec.Struct) -> None:
 def test_fetch_reply_carries_events_as_embedded_maps_that_decode() -> None:
     events = [encode(SAMPLES[1]), encode(SAMPLES[4])]
     reply = stamper.make(
-        FetchReply, ref="q", events=[msgspec.Raw(e) for e in events], upto_bus_seq=10, head_bus_seq=12,
-        complete=False, evicted_through=0, topic_heads={},
+        FetchReply,
+        ref="q",
+        events=[msgspec.Raw(e) for e in events],
+        upto_bus_seq=10,
+        head_bus_seq=12,
+        complete=False,
+        evicted_through=0,
+        topic_heads={},
     )
     decoded = decode(encode(reply))
     assert isinstance(decoded, FetchReply)
@@ -102,7 +158,10 @@ def test_stamper_numbers_messages_per_sender_and_ids_are_unique() -> None:
 
 def test_event_topics_follow_the_documented_rules() -> None:
     assert [m.topic for m in SAMPLES if hasattr(m, "topic") and not isinstance(m, Candidate)] == [
-        "result.dgemm", "stage.dgemm", "trainer.step", "heartbeat.broker",
+        "result.dgemm",
+        "stage.dgemm",
+        "trainer.step",
+        "heartbeat.broker",
     ]
     assert CANDIDATE.topic_of_result == "result.dgemm"
 
@@ -137,8 +196,18 @@ def _frame(**overrides: object) -> bytes:
         (_frame(problem="has.dot"), "invalid"),
         (_frame(source="x" * (256 * 1024 + 1)), "invalid"),
     ],
-    ids=["garbage", "truncated", "list", "int", "unknown-kind", "newer-version", "negative-size",
-         "string-size", "dotted-problem", "oversized-source"],
+    ids=[
+        "garbage",
+        "truncated",
+        "list",
+        "int",
+        "unknown-kind",
+        "newer-version",
+        "negative-size",
+        "string-size",
+        "dotted-problem",
+        "oversized-source",
+    ],
 )
 def test_bad_frames_raise_frame_error_with_a_reason(frame: bytes, reason: str) -> None:
     with pytest.raises(FrameError) as caught:
@@ -160,5 +229,12 @@ def test_kinds_are_unique_snake_case_names() -> None:
 
 def test_verdicts_are_the_closed_set_the_bencher_issue_names() -> None:
     assert {v.value for v in Verdict} == {
-        "ok", "compile_error", "rejected", "wrong_answer", "timeout", "crash", "resource_limit", "infra_error",
+        "ok",
+        "compile_error",
+        "rejected",
+        "wrong_answer",
+        "timeout",
+        "crash",
+        "resource_limit",
+        "infra_error",
     }
