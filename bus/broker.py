@@ -334,10 +334,13 @@ class Broker:
                 self.claims[cid] = peer.identity
             elif entry.worker is None:
                 self._assign(entry, peer)  # its queue slot turns stale and is skipped
-        # Heartbeats are ephemeral: re-published as they came, never journaled.
+        # Heartbeats are ephemeral: re-published, never journaled, and never with sequence numbers
+        # a peer made up (subscribers would chase them as gaps).
+        if heartbeat.bus_seq or heartbeat.topic_seq:
+            payload = encode(msgspec.structs.replace(heartbeat, bus_seq=0, topic_seq=0))
         self.after_commit.append((self.xpub, [heartbeat.topic.encode(), payload]))
         if heartbeat.state is PeerState.STOPPING:
-            self._forget(peer, "stopping")
+            self._forget(peer, "stopping", requeue_reason="released")
 
     def _on_fetch(self, peer: Peer, request: FetchRequest) -> None:
         prefixes = prefixes_tuple(request.prefixes)
@@ -415,6 +418,10 @@ class Broker:
                 self.queue.appendleft(cid)
                 if error == zmq.EHOSTUNREACH:
                     self._forget(peer, "unreachable")
+                else:  # its queue is full: keep its credit and try again next turn
+                    peer.credit += 1
+                    self.ready.appendleft(identity)
+                    break
                 continue
             self._assign(entry, peer)
             metrics.DISPATCHES.inc()
@@ -441,9 +448,9 @@ class Broker:
         self._journal_event(result, dedup_key_of_result(candidate.candidate_id))
         del self.candidates[candidate.candidate_id]
 
-    def _forget(self, peer: Peer, why: str) -> None:
+    def _forget(self, peer: Peer, why: str, requeue_reason: str = "worker_lost") -> None:
         for cid in list(peer.in_flight):
-            self._requeue(peer, cid, "worker_lost")
+            self._requeue(peer, cid, requeue_reason)
         for cid in [c for c, identity in self.claims.items() if identity == peer.identity]:
             del self.claims[cid]
         self.peers.pop(peer.identity, None)
@@ -465,7 +472,7 @@ class Broker:
             journal_head=self.journal.head,
             topic_heads=dict(self.journal.topic_heads),
             workers=workers,
-            queued=len(self.queue),
+            queued=sum(1 for entry in self.candidates.values() if entry.worker is None),
         )
         payload = encode(heartbeat)
         for identity in self.peers:

@@ -60,7 +60,10 @@ def tail(argv: list[str]) -> int:
     )
     _config_arguments(parser)
     parser.add_argument(
-        "--topic", action="append", default=[], help="topic prefix to follow (repeatable; default: all)"
+        "--topic",
+        action="append",
+        default=[],
+        help="topic prefix to follow (repeatable; default: every journaled event, no heartbeats)",
     )
     parser.add_argument("--since", type=int, help="first replay every journaled event after this bus_seq")
     parser.add_argument("--count", type=int, help="exit after printing this many events")
@@ -84,6 +87,8 @@ def tail(argv: list[str]) -> int:
             events = bus.next_events(timeout_s=0.2)
             idle_s = 0.0 if events else idle_s + 0.2
             for event in events:
+                if not args.topic and not event.bus_seq:
+                    continue  # heartbeats only when asked for (--topic heartbeat.): they would drown the rest
                 print(json.dumps({"topic": event.topic, **to_json_dict(event)}), flush=True)
                 printed += 1
                 if args.count is not None and printed >= args.count:

@@ -23,7 +23,9 @@ changing a type or changing a meaning bumps it. Readers drop messages of any oth
 # A problem name ends up inside topics (`result.<problem>`), so it may not contain a dot.
 ProblemName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
+# Sequence numbers and counts must fit SQLite's and most languages' signed 64-bit integers.
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+ProblemSize = Annotated[int, msgspec.Meta(gt=0, le=2**31 - 1)]
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0.0)]
 MAX_SOURCE_BYTES: Final = 256 * 1024
 SourceCode = Annotated[str, msgspec.Meta(max_length=MAX_SOURCE_BYTES)]
@@ -66,7 +68,7 @@ class AckStatus(enum.StrEnum):
     DUPLICATE = "duplicate"
     """Already queued or running (candidate), or already journaled at `bus_seq` (event)."""
     DONE = "done"
-    """Candidate whose result is already journaled at `bus_seq`; the broker also sends it."""
+    """Candidate whose result is already journaled at `bus_seq`; fetch it from there."""
     REJECTED = "rejected"
     """Well-formed but not acceptable; `reason` says why. Re-sending will not help."""
 
@@ -76,7 +78,8 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
 
     v: int = SCHEMA_VERSION
     id: Identifier
-    """Unique message id (opaque; a re-send is a new message with a new id)."""
+    """Unique message id (opaque). A re-transmission of the same message reuses it; a new attempt
+    at a candidate is a new message with a new id and the same candidate_id."""
     sender: Identifier
     """Name of the sending process, e.g. `bencher-node07-3`."""
     seq: NonNegativeInt
@@ -110,7 +113,7 @@ class Candidate(Message, frozen=True, kw_only=True, tag="candidate"):
     """Idempotency key: every re-send of this candidate carries the same id."""
     run: Identifier
     problem: ProblemName
-    size: Annotated[int, msgspec.Meta(gt=0)]
+    size: ProblemSize
     stage: NonNegativeInt = 0
     policy_version: NonNegativeInt = 0
     source: SourceCode
@@ -127,7 +130,7 @@ class Result(Event, frozen=True, kw_only=True, tag="result"):
     candidate_id: Identifier
     run: Identifier
     problem: ProblemName
-    size: Annotated[int, msgspec.Meta(gt=0)]
+    size: ProblemSize
     stage: NonNegativeInt = 0
     policy_version: NonNegativeInt = 0
     attempt: Annotated[int, msgspec.Meta(ge=1)] = 1
@@ -334,6 +337,7 @@ class _EnvelopeProbe(msgspec.Struct):
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AnyMessage)
 _probe_decoder = msgspec.msgpack.Decoder(_EnvelopeProbe)
+_keys_decoder = msgspec.msgpack.Decoder(dict[str, msgspec.Raw])
 _FIELD_COUNT = {t: len(t.__struct_fields__) + 1 for t in MESSAGE_TYPES}  # +1 for `kind`
 
 
@@ -356,11 +360,14 @@ def decode(frame: bytes | memoryview) -> AnyMessage:
 
 def extra_field_names(frame: bytes | memoryview, message: Message) -> list[str]:
     """Fields in the frame that this reader's schema does not know (sent by a newer writer)."""
-    if _map_length(frame) <= _FIELD_COUNT[type(message)]:
-        return []
+    if _map_length(frame) == _FIELD_COUNT[type(message)]:
+        return []  # every field present exactly once: nothing extra (what our own encoder writes)
     known = set(type(message).__struct_fields__) | {"kind"}
-    raw = msgspec.msgpack.decode(frame)
-    return sorted(str(key) for key in raw if key not in known)
+    try:
+        keys = _keys_decoder.decode(frame)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return ["?"]  # extra entries that do not even decode as a map of named fields
+    return sorted(key for key in keys if key not in known)
 
 
 def _map_length(frame: bytes | memoryview) -> int:

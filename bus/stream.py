@@ -59,8 +59,10 @@ class EventStream:
         self._fetch: FetchRequest | None = None
         """The request last sent for `_wanted` (None if it could not be sent yet)."""
         self._fetch_sent_at = 0.0
+        self._chain_start = 0
+        self._refetch_from: int | None = None
+        """Set when a fetched event shows a hole older than the fetch's start."""
         self._held: deque[Event] = deque()
-        self._start_from_head = since is None
         self._request(after=self.base_bus_seq, limit=0 if since is None else FETCH_PAGE_EVENTS)
 
     # ------------------------------------------------------------ inputs
@@ -91,28 +93,15 @@ class EventStream:
             if isinstance(message, Event) and message.topic.startswith(self.prefixes):
                 self._apply_recovered(message)
         if not reply.complete:
-            self._request(after=reply.upto_bus_seq, limit=FETCH_PAGE_EVENTS)
+            self._request(after=reply.upto_bus_seq, limit=FETCH_PAGE_EVENTS, new_chain=False)
             return True
-        for topic, head in reply.topic_heads.items():
-            position = self.positions.get(topic)
-            if position is None:
-                if self._start_from_head:
-                    self.positions[topic] = TopicPosition(head, reply.upto_bus_seq)
-                    continue
-                position = self.positions[topic] = TopicPosition(0, self.base_bus_seq)
-            if head > position.topic_seq:
-                lost = head - position.topic_seq
-                metrics.EVENTS_LOST.inc(lost)
-                log.error(
-                    "events lost topic=%s count=%d evicted_through=%d: the journal dropped them before we "
-                    "fetched; raise broker.journal_max_events",
-                    topic,
-                    lost,
-                    reply.evicted_through,
-                )
-                position.topic_seq = head
-                position.bus_seq = reply.upto_bus_seq
-        self._start_from_head = False
+        refetch_from = self._reconcile_heads(reply)
+        if self._refetch_from is not None:
+            refetch_from = min(self._refetch_from, refetch_from if refetch_from is not None else self._refetch_from)
+            self._refetch_from = None
+        if refetch_from is not None:
+            self._request(after=refetch_from, limit=FETCH_PAGE_EVENTS)
+            return True
         if not self.synced:
             self.synced = True
             self.base_bus_seq = reply.upto_bus_seq
@@ -125,14 +114,37 @@ class EventStream:
                 self._apply_live(event)
         return True
 
+    def _reconcile_heads(self, reply: FetchReply) -> int | None:
+        """Compare the broker's topic heads with what we delivered, after a complete fetch chain
+        that started at `_chain_start`. Returns a bus_seq to fetch again from when some topic's
+        missing events lie before the chain's start; counts events the journal evicted as lost."""
+        refetch_from: int | None = None
+        for topic, head in reply.topic_heads.items():
+            position = self.positions.get(topic)
+            if position is None:
+                if not self.synced:
+                    # First sync: nothing of this topic after our starting point, so we are at its head.
+                    self.positions[topic] = TopicPosition(head, reply.upto_bus_seq)
+                    continue
+                position = self.positions[topic] = TopicPosition(0, self.base_bus_seq)
+            if head <= position.topic_seq:
+                continue
+            if position.bus_seq < self._chain_start:
+                refetch_from = min(position.bus_seq, refetch_from if refetch_from is not None else position.bus_seq)
+                continue
+            self._count_lost(topic, head - position.topic_seq, reply.evicted_through)
+            position.topic_seq = head
+            position.bus_seq = reply.upto_bus_seq
+        return refetch_from
+
     def tick(self) -> None:
         """Re-send a fetch that could not be sent or went unanswered (lost with a broker restart)."""
         if self._wanted is not None and (self._fetch is None or time.monotonic() - self._fetch_sent_at > FETCH_RETRY_S):
-            self._request(*self._wanted)
+            self._request(*self._wanted, new_chain=False)
 
     def on_reconnect(self) -> None:
         if self._wanted is not None:
-            self._request(*self._wanted)
+            self._request(*self._wanted, new_chain=False)
 
     # ------------------------------------------------------------ internals
 
@@ -151,9 +163,33 @@ class EventStream:
 
     def _apply_recovered(self, event: Event) -> None:
         position = self.positions.get(event.topic)
-        if position is not None and event.topic_seq <= position.topic_seq:
+        if position is None and not self.synced:
+            self._accept(event, recovered=True)  # first sync from `since`: a topic starts anywhere
+            return
+        last = position.topic_seq if position else 0
+        if event.topic_seq <= last:
             return  # already delivered live
+        if event.topic_seq == last + 1:
+            self._accept(event, recovered=True)
+            return
+        known_through = position.bus_seq if position else self.base_bus_seq
+        if known_through < self._chain_start:
+            # The hole lies before where this fetch began: keep the event, fetch the hole next.
+            self._held.append(event)
+            self._refetch_from = min(known_through, self._refetch_from or known_through)
+            return
+        self._count_lost(event.topic, event.topic_seq - last - 1, "a hole inside a complete fetch")
         self._accept(event, recovered=True)
+
+    def _count_lost(self, topic: str, lost: int, evicted_through: object) -> None:
+        metrics.EVENTS_LOST.inc(lost)
+        log.error(
+            "events lost topic=%s count=%d evicted_through=%s: the journal dropped them before we "
+            "fetched; raise broker.journal_max_events",
+            topic,
+            lost,
+            evicted_through,
+        )
 
     def _accept(self, event: Event, recovered: bool) -> None:
         self.positions[event.topic] = TopicPosition(event.topic_seq, event.bus_seq)
@@ -177,7 +213,11 @@ class EventStream:
         after = min(self.positions[t].bus_seq if t in self.positions else self.base_bus_seq for t in behind)
         self._request(after=after, limit=FETCH_PAGE_EVENTS)
 
-    def _request(self, after: int, limit: int) -> None:
+    def _request(self, after: int, limit: int, new_chain: bool = True) -> None:
+        """Fetch after `after`. A new chain (not the next page or a re-send) records where it
+        started: only topics known complete up to that point can be judged by the final heads."""
+        if new_chain:
+            self._chain_start = after
         self._wanted = (after, limit)
         self._fetch = self._send_fetch(prefixes=list(self.prefixes), after_bus_seq=after, limit=limit)
         self._fetch_sent_at = time.monotonic()
