@@ -351,7 +351,7 @@ class Broker:
             payloads, upto = [], journal.head
         else:
             payloads, upto = journal.read_after(
-                request.after_bus_seq, prefixes, request.limit, protocol.MAX_FETCH_SCAN_ROWS
+                min(request.after_bus_seq, journal.head), prefixes, request.limit, protocol.MAX_FETCH_SCAN_ROWS
             )
         complete = upto >= journal.head
         reply = self.stamper.make(

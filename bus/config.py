@@ -223,6 +223,8 @@ def _check_endpoint(name: str, endpoint: str) -> None:
         port = rest.rsplit(":", 1)[-1]
         if ":" not in rest or not port.isdigit():
             raise ConfigError(f"{name} = {endpoint!r} has no port: write tcp://HOST:PORT")
+        if not 1 <= int(port) <= 65535:
+            raise ConfigError(f"{name} = {endpoint!r}: port {port} is out of range 1-65535; write tcp://HOST:PORT")
 
 
 def _check_port(name: str, port: int) -> None:

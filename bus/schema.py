@@ -277,7 +277,8 @@ class FetchRequest(Message, frozen=True, kw_only=True, tag="fetch"):
 
     prefixes: list[str] = msgspec.field(default_factory=lambda: [""])
     """Topic prefixes (byte-wise, as zmq matches them); an empty list or [""] matches every topic."""
-    after_bus_seq: NonNegativeInt = 0
+    after_bus_seq: Annotated[int, msgspec.Meta(ge=0)] = 0
+    """Any unsigned 64-bit value; one beyond the head is answered with an empty, complete page."""
     limit: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 1000
     latest_only: bool = False
     """Return only the newest event of every matching topic (a snapshot, e.g. current stages)."""
@@ -334,6 +335,9 @@ class _EnvelopeProbe(msgspec.Struct):
     v: object = None
 
 
+# What msgspec raises for bytes that are not (sane) msgpack: malformed input, invalid UTF-8 in a
+# string or key, nesting deep enough to exhaust the recursion limit.
+_UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AnyMessage)
 _probe_decoder = msgspec.msgpack.Decoder(_EnvelopeProbe)
@@ -351,8 +355,8 @@ def decode(frame: bytes | memoryview) -> AnyMessage:
         message: AnyMessage = _decoder.decode(frame)
     except msgspec.ValidationError as error:
         raise _classify(frame, error) from None
-    except msgspec.DecodeError as error:
-        raise FrameError("not_msgpack", str(error)) from None
+    except _UNDECODABLE as error:
+        raise FrameError("not_msgpack", f"{type(error).__name__}: {error}") from None
     if message.v != SCHEMA_VERSION:
         raise FrameError("version", f"schema version {message.v}, this reader speaks {SCHEMA_VERSION}")
     return message
@@ -365,7 +369,7 @@ def extra_field_names(frame: bytes | memoryview, message: Message) -> list[str]:
     known = set(type(message).__struct_fields__) | {"kind"}
     try:
         keys = _keys_decoder.decode(frame)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.ValidationError, *_UNDECODABLE):
         return ["?"]  # extra entries that do not even decode as a map of named fields
     return sorted(key for key in keys if key not in known)
 
@@ -384,7 +388,7 @@ def _map_length(frame: bytes | memoryview) -> int:
 def _classify(frame: bytes | memoryview, error: msgspec.ValidationError) -> FrameError:
     try:
         probe = _probe_decoder.decode(frame)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, *_UNDECODABLE):
         return FrameError("invalid", str(error))
     if probe.v is not None and probe.v != SCHEMA_VERSION:
         return FrameError("version", f"schema version {probe.v!r}, this reader speaks {SCHEMA_VERSION}")
