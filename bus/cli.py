@@ -12,12 +12,12 @@ from bus.config import ConfigError, HpcrlConfig, load_config
 from bus.daemon import log_config, on_stop_signal, setup_logging
 
 
-def _config_arguments(parser: argparse.ArgumentParser) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML config file (default: built-in loopback defaults)")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
 
 
-def _load(parser: argparse.ArgumentParser, path: str | None) -> HpcrlConfig:
+def load_or_exit(parser: argparse.ArgumentParser, path: str | None) -> HpcrlConfig:
     try:
         return load_config(path)
     except ConfigError as error:
@@ -26,14 +26,14 @@ def _load(parser: argparse.ArgumentParser, path: str | None) -> HpcrlConfig:
 
 def run_broker(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="hpcrl bus", description="Run the message broker daemon.")
-    _config_arguments(parser)
+    add_config_arguments(parser)
     parser.add_argument(
         "--metrics-port", type=int, help="serve Prometheus metrics on this port (overrides broker.metrics_port)"
     )
     parser.add_argument("--journal", help="replay journal SQLite file (overrides broker.journal_path)")
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
-    config = _load(parser, args.config)
+    config = load_or_exit(parser, args.config)
     overrides = {}
     if args.metrics_port is not None:
         overrides["metrics_port"] = args.metrics_port
@@ -58,7 +58,7 @@ def tail(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="hpcrl tail", description="Print events from the bus as JSON lines (one event per line)."
     )
-    _config_arguments(parser)
+    add_config_arguments(parser)
     parser.add_argument(
         "--topic",
         action="append",
@@ -71,7 +71,7 @@ def tail(argv: list[str]) -> int:
     parser.add_argument("--name", default="tail", help="name this client gives the broker")
     args = parser.parse_args(argv)
     setup_logging(args.log_level if args.log_level != "INFO" else "WARNING")
-    config = _load(parser, args.config)
+    config = load_or_exit(parser, args.config)
 
     from bus.client import BusClient
     from bus.schema import to_json_dict

@@ -13,7 +13,8 @@ import time
 
 import zmq
 
-from bus.cli import _config_arguments, _load
+from bus import metrics
+from bus.cli import add_config_arguments, load_or_exit
 from bus.daemon import on_stop_signal, setup_logging
 from bus.schema import Candidate, Verdict
 from bus.worker import BusWorker
@@ -24,13 +25,15 @@ DETAIL = "test worker: nothing was compiled or run"
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="hpcrl test-worker", description=__doc__.splitlines()[0])
-    _config_arguments(parser)
+    add_config_arguments(parser)
     parser.add_argument("--name", default="test-worker", help="worker name")
     parser.add_argument("--delay-s", type=float, default=0.0, help="seconds to 'work' on each candidate")
     parser.add_argument("--connections", type=int, default=1, help="worker connections this process opens (load tests)")
+    parser.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port (0: off)")
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
-    config = _load(parser, args.config)
+    config = load_or_exit(parser, args.config)
+    metrics.serve_metrics(args.metrics_port)
     stop: list[bool] = []
     on_stop_signal(lambda: stop.append(True))
     workers = [
