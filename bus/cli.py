@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
 
 from bus.config import ConfigError, HpcrlConfig, load_config
@@ -82,18 +83,19 @@ def tail(argv: list[str]) -> int:
     with BusClient(
         config.bus, config.client, name=args.name, subscribe=args.topic or [""], since=args.since, results=False
     ) as bus:
-        idle_s = 0.0
+        last_event_at = time.monotonic()
         while not stop and (args.count is None or printed < args.count):
             events = bus.next_events(timeout_s=0.2)
-            idle_s = 0.0 if events else idle_s + 0.2
+            if not args.topic:  # heartbeats only when asked for (--topic heartbeat.): they would drown the rest
+                events = [event for event in events if event.bus_seq]
+            if events:
+                last_event_at = time.monotonic()
             for event in events:
-                if not args.topic and not event.bus_seq:
-                    continue  # heartbeats only when asked for (--topic heartbeat.): they would drown the rest
                 print(json.dumps({"topic": event.topic, **to_json_dict(event)}), flush=True)
                 printed += 1
                 if args.count is not None and printed >= args.count:
                     break
-            if args.idle_exit_s is not None and idle_s >= args.idle_exit_s:
+            if args.idle_exit_s is not None and time.monotonic() - last_event_at >= args.idle_exit_s:
                 break
     return 0
 

@@ -7,6 +7,9 @@ HEARTBEAT_INTERVAL_S: Final = 1.0
 HEARTBEAT_LIVENESS: Final = 3
 """A peer silent for this many intervals is dead (its in-flight candidates go back in the queue)."""
 
+MAX_FRAME_BYTES: Final = 4 * 1024 * 1024
+"""Largest frame the broker accepts; a peer that sends a larger one is disconnected by zmq
+(a candidate's source is capped at 256 Ki characters, so real messages stay far below)."""
 MAX_BATCH_MESSAGES: Final = 512
 """Messages one broker loop turn reads per socket before committing, so acks are never held long."""
 MAX_FETCH_SCAN_ROWS: Final = 20_000

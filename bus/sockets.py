@@ -8,6 +8,7 @@ from pathlib import Path
 import zmq
 import zmq.auth
 
+from bus import protocol
 from bus.config import BusConfig, ConfigError
 
 BROKER_KEY_NAME = "broker"
@@ -29,6 +30,8 @@ def configure(socket: zmq.Socket[bytes], cfg: BusConfig) -> zmq.Socket[bytes]:
 def server_socket(ctx: zmq.Context[zmq.Socket[bytes]], kind: int, cfg: BusConfig) -> zmq.Socket[bytes]:
     """A broker-side socket; with CURVE it authenticates every client through ZAP."""
     socket = configure(ctx.socket(kind), cfg)
+    # Bound what any peer can make the broker allocate.
+    socket.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_FRAME_BYTES)
     if cfg.curve:
         public, secret = load_key_pair(cfg.secret_key_file)
         socket.curve_server = True

@@ -17,6 +17,8 @@ from tests.conftest import HPCRL, REPO, BusSite, Processes, log_of, wait_for
 NOT_YET_WRITTEN_OK = {"perf", "demo"}
 """Subcommands whose module may not exist yet; every other one must."""
 RUN_TIMEOUT_S = 60
+IDLE_EXIT_DEADLINE_S = 15
+"""Far beyond a 1 s idle exit plus start-up, far below forever."""
 
 
 def hpcrl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -145,6 +147,25 @@ def test_tail_prints_events_and_never_the_heartbeats_published_between_them(
     assert processes.stop(tail) == 0
     printed = [json.loads(line) for line in log_of(site, "tail").splitlines() if line.startswith("{")]
     assert [(e["topic"], e["bus_seq"]) for e in printed] == [("stage.dgemm", 1), ("stage.dgemm", 2)]
+
+
+def test_tail_idle_exit_waits_for_events_not_heartbeats(site: BusSite, processes: Processes) -> None:
+    """Without --topic, tail hides heartbeats; they must not keep --idle-exit-s from firing either."""
+    processes.broker()
+    publish(site, stage_change(1), trainer_step(1))
+    try:
+        done = subprocess.run(
+            [*HPCRL, "tail", "--since", "0", "--idle-exit-s", "1"],
+            cwd=REPO,
+            env=site.env,
+            capture_output=True,
+            text=True,
+            timeout=IDLE_EXIT_DEADLINE_S,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"tail --idle-exit-s 1 still ran after {IDLE_EXIT_DEADLINE_S} s: heartbeats count as activity")
+    assert done.returncode == 0, done.stderr
+    assert [(e["topic"], e["bus_seq"]) for e in json_lines(done.stdout)] == [("stage.dgemm", 1), ("trainer.step", 2)]
 
 
 def test_tail_with_a_topic_prefix_prints_only_matching_events(site: BusSite, processes: Processes) -> None:

@@ -74,7 +74,7 @@ def test_sigterm_stops_an_idle_test_worker_with_exit_0_and_the_broker_forgets_it
 
 def test_sigterm_stops_tail_with_exit_0(site: BusSite, processes: Processes) -> None:
     processes.broker()
-    tail = processes.start("tail", "--topic", "stage.")
+    tail = processes.start("tail", "--topic", "stage.", "--since", "0")  # replays it, however late tail starts
     with client_for(site, results=False) as client:
         wait_serving(client)
         # Only once tail has printed an event is it certainly inside its loop, signal handler set.
@@ -100,9 +100,12 @@ def test_sigterm_of_a_worker_mid_candidate_releases_it_to_the_next_worker(site: 
         code, took_s = stop_with(slow)
         assert code == 0, log_of(site, "test-worker")
         assert took_s < EXIT_WITHIN_S, "the worker waited for its 30 s candidate instead of releasing it"
-        samples = scrape(metrics_port)
-        assert samples[f'{REQUEUED}{{reason="released"}}'] == 1, "the candidate came back through a Release"
-        assert samples[f'{REQUEUED}{{reason="worker_lost"}}'] == 0
+        wait_for(
+            lambda: scrape(metrics_port)[f'{REQUEUED}{{reason="released"}}'] == 1,
+            10,
+            "the candidate to come back through a Release",
+        )
+        assert scrape(metrics_port)[f'{REQUEUED}{{reason="worker_lost"}}'] == 0
 
         processes.worker("next")
         result = client.wait_result(cid, timeout_s=15)
