@@ -1,0 +1,77 @@
+"""`hpcrl perf bus --json --quick` runs the whole bus benchmark in miniature and reports every figure.
+
+Performance targets are not asserted here: they are measured by the full benchmark and written up in
+docs/performance.md. These tests check that the benchmark runs, cleans up after itself and that its
+correctness checks (no lost candidate) hold.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+HPCRL = [sys.executable, "-m", "ops.cli"]
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    """One quick run (about 10 s) shared by the tests of this module."""
+    out = subprocess.run(
+        [*HPCRL, "perf", "bus", "--json", "--quick"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    return json.loads(out.stdout)  # exactly one JSON object: anything else on stdout fails here
+
+
+def positive(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def test_quick_bus_benchmark_reports_every_figure_as_one_json_object(report: dict) -> None:
+    machine = report["machine"]
+    assert positive(machine["nproc"])
+    for key in ("cpu_model", "python", "pyzmq", "libzmq"):
+        assert isinstance(machine[key], str) and machine[key]
+
+    throughput = report["throughput"]
+    for key in ("raw_round_trips_per_s", "broker_round_trips_per_s", "broker_raw_ratio"):
+        assert positive(throughput[key]), key
+    assert positive(report["settings"]["workers_n"])
+
+    latency = report["latency"]
+    for path in ("raw", "broker"):
+        assert positive(latency[path]["p50_ms"]) and positive(latency[path]["p99_ms"])
+        assert latency[path]["p99_ms"] >= latency[path]["p50_ms"]
+    assert isinstance(latency["p99_added_ms"], float)
+
+    curve = report["curve"]
+    assert positive(curve["curve_round_trips_per_s"]) and positive(curve["curve_plain_ratio"])
+
+    for name in ("broker_raw_ratio", "broker_round_trips_per_s", "p99_added_ms", "swarm_no_loss"):
+        assert isinstance(report["targets"][name]["met"], bool), name
+
+
+def test_quick_fan_out_completes_every_candidate_exactly_once_on_distinct_workers(report: dict) -> None:
+    swarm = report["swarm"]
+    assert swarm["candidates"] > 0
+    assert swarm["lost"] == 0
+    assert swarm["completed"] == swarm["candidates"]
+    assert swarm["wrong_results"] == 0
+    assert swarm["worker_runs"] == swarm["candidates"]  # no candidate ran twice
+    assert swarm["requeued"] == 0
+    assert 1 <= swarm["distinct_workers_used"] <= swarm["workers"]
+    assert positive(swarm["seconds"])
+    assert swarm["clean_exits"] == swarm["worker_processes"] + 1  # workers and broker exit 0 on SIGTERM
+    assert report["targets"]["swarm_no_loss"]["met"] is True
+
+
+def test_perf_lists_its_benchmarks_and_rejects_unknown_ones() -> None:
+    listing = subprocess.run([*HPCRL, "perf", "--help"], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert listing.returncode == 0 and "bus" in listing.stdout
+    unknown = subprocess.run([*HPCRL, "perf", "nonesuch"], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert unknown.returncode == 2 and "unknown benchmark" in unknown.stderr
