@@ -41,6 +41,7 @@ from bus.schema import (
     Role,
     Verdict,
     decode,
+    kind_of,
 )
 from bus.stream import EventStream
 
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Event)
 COMPLETED_MEMORY = 100_000
-"""Finished candidate ids remembered to recognise duplicate results."""
+"""Finished candidate ids remembered to recognise duplicate results (ids only: ~10 MB)."""
 
 
 @dataclass
@@ -91,7 +92,11 @@ class BusClient:
         self._completion_order: list[str] = []
         """Candidate ids completed since the last wait_results() call (saves rescanning)."""
         """Id of the candidate message last sent -> candidate id (acks name messages)."""
-        self.completed: OrderedDict[str, Result] = OrderedDict()
+        self.completed: dict[str, Result] = {}
+        """Results that arrived and were not yet returned by wait_result(s)."""
+        self.finished: OrderedDict[str, None] = OrderedDict()
+        """Ids of the last COMPLETED_MEMORY finished candidates, to recognise duplicate results
+        without keeping their (large) results alive."""
         self.outbox = Outbox(self.conn.send, self.cfg.ack_timeout_s)
         self.events: deque[Event] = deque()
         self._lookups: dict[str, str] = {}  # fetch id -> candidate id, for results journaled earlier
@@ -140,7 +145,7 @@ class BusClient:
             policy_version=policy_version,
             source=source,
         )
-        if candidate.candidate_id in self.pending or candidate.candidate_id in self.completed:
+        if candidate.candidate_id in self.pending or candidate.candidate_id in self.finished:
             raise ValueError(f"candidate id {candidate.candidate_id!r} was already submitted by this client")
         self.pending[candidate.candidate_id] = PendingCandidate(candidate, time.monotonic())
         self._message_to_candidate[candidate.id] = candidate.candidate_id
@@ -149,15 +154,17 @@ class BusClient:
         return candidate
 
     def wait_result(self, candidate_id: str, timeout_s: float) -> Result | None:
-        """The candidate's result, or None if it has not arrived within timeout_s (it stays pending)."""
+        """The candidate's result, or None if it has not arrived within timeout_s (it stays pending).
+        A result is returned once; the client does not keep it afterwards."""
         return self.wait_results([candidate_id], timeout_s).get(candidate_id)
 
     def wait_results(self, candidate_ids: Iterable[str], timeout_s: float) -> dict[str, Result]:
-        """Results of the given candidates that arrive within timeout_s (all of them, if in time)."""
+        """Results of the given candidates that arrive within timeout_s (all of them, if in time).
+        Each result is returned once and then forgotten."""
         wanted = set(candidate_ids)
         for cid in wanted:
             if cid not in self.pending and cid not in self.completed:
-                raise KeyError(f"candidate {cid!r} was not submitted by this client")
+                raise KeyError(f"candidate {cid!r} is not pending here: never submitted, or its result was returned")
         missing = {cid for cid in wanted if cid not in self.completed}
         deadline = time.monotonic() + timeout_s
         while missing:
@@ -168,7 +175,17 @@ class BusClient:
             self.pump(min(remaining, 0.1))
             missing.difference_update(self._completion_order[seen:])
         del self._completion_order[:]
-        return {cid: self.completed[cid] for cid in wanted if cid in self.completed}
+        return {cid: self.completed.pop(cid) for cid in wanted if cid in self.completed}
+
+    def collect_results(self, timeout_s: float) -> dict[str, Result]:
+        """Every result that has arrived and not been returned yet, waiting up to timeout_s for the
+        first one (for pipelines that take whatever finished, in any order)."""
+        deadline = time.monotonic() + timeout_s
+        while not self.completed and time.monotonic() < deadline:
+            self.pump(min(0.1, max(0.0, deadline - time.monotonic())))
+        results, self.completed = self.completed, {}
+        del self._completion_order[:]
+        return results
 
     # ------------------------------------------------------------ publishing and following
 
@@ -250,12 +267,12 @@ class BusClient:
         elif isinstance(message, FetchReply):
             self._on_fetch_reply(message)
         else:
-            metrics.drop_frame("unexpected", f"{message.__struct_config__.tag} sent to a client")
+            metrics.drop_frame("unexpected", f"{kind_of(message)} sent to a client")
 
     def _on_ack(self, ack: Ack) -> None:
         for message, entry in self.outbox.acknowledge(ack.entries):
             if entry.status is AckStatus.REJECTED:
-                log.error("broker rejected message kind=%s reason=%s", message.__struct_config__.tag, entry.reason)
+                log.error("broker rejected message kind=%s reason=%s", kind_of(message), entry.reason)
         for entry in ack.entries:
             pending = self._pending_by_message_id(entry.ref)
             if pending is None:
@@ -301,14 +318,15 @@ class BusClient:
     def _complete(self, result: Result) -> None:
         pending = self.pending.pop(result.candidate_id, None)
         if pending is None:
-            if result.candidate_id in self.completed:
-                metrics.DUPLICATES_DROPPED.labels("result").inc()
+            if result.candidate_id in self.finished:
+                metrics.DUPLICATES_BY_KIND["result"].inc()
             return
         self._message_to_candidate.pop(pending.candidate.id, None)
         self.completed[result.candidate_id] = result
+        self.finished[result.candidate_id] = None
         self._completion_order.append(result.candidate_id)
-        while len(self.completed) > COMPLETED_MEMORY:
-            self.completed.popitem(last=False)
+        if len(self.finished) > COMPLETED_MEMORY:
+            self.finished.popitem(last=False)
         metrics.PENDING_CANDIDATES.set(len(self.pending))
 
     def _run_timers(self, now: float) -> None:

@@ -31,11 +31,13 @@ from bus.schema import (
     decode,
     encode,
     extra_field_names,
+    kind_of,
 )
 from bus.sockets import client_socket
 
 log = logging.getLogger(__name__)
 
+_NOBLOCK = int(zmq.NOBLOCK)
 MessageHandler = Callable[[Message], None]
 EventHandler = Callable[[Event], None]
 
@@ -94,13 +96,13 @@ class Connection:
     def send(self, message: Message) -> bool:
         """Send to the broker without blocking. False when disconnected or the queue is full:
         the caller keeps the message and re-sends it (on_connect, or its own timeout)."""
-        kind = message.__struct_config__.tag
+        kind = kind_of(message)
         try:
-            self.dealer.send(encode(message), zmq.NOBLOCK)
+            self.dealer.send(encode(message), _NOBLOCK)
         except zmq.Again:
-            metrics.SEND_DROPPED.labels(kind).inc()
+            metrics.SEND_DROPPED_BY_KIND[kind].inc()
             return False
-        metrics.MESSAGES_SENT.labels(kind).inc()
+        metrics.SENT_BY_KIND[kind].inc()
         return True
 
     def pump(self, timeout_s: float) -> None:
@@ -211,7 +213,7 @@ def _decode_counted(payload: bytes) -> Message | None:
     except FrameError as error:
         metrics.drop_frame(error.reason, error.detail)
         return None
-    metrics.MESSAGES_RECEIVED.labels(message.__struct_config__.tag).inc()
+    metrics.RECEIVED_BY_KIND[kind_of(message)].inc()
     if extra_field_names(payload, message):
         metrics.EXTRA_FIELDS.inc()
     return message

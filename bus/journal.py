@@ -8,11 +8,13 @@ of every problem) stay answerable forever.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 JOURNAL_SCHEMA_VERSION = 1
+CHECKPOINT_INTERVAL_S = 1.0
 
 
 class JournalError(RuntimeError):
@@ -35,6 +37,9 @@ class Journal:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
+        # SQLite's automatic checkpoint runs inside a commit and stalls the broker loop for
+        # milliseconds; a helper thread with its own connection checkpoints instead.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._migrate()
         self.head = self._scalar("SELECT COALESCE(MAX(bus_seq), 0) FROM events")
         self.evicted_through = int(self._meta("evicted_through", "0"))
@@ -47,6 +52,11 @@ class Journal:
             self.topic_last_bus_seq[topic] = bus_seq
         self._count = self._scalar("SELECT COUNT(*) FROM events")
         self._in_transaction = False
+        self._stop_checkpoints = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        if path != ":memory:":
+            self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="journal-checkpoint", daemon=True)
+            self._checkpointer.start()
 
     # ------------------------------------------------------------ writing
 
@@ -147,7 +157,20 @@ class Journal:
     def close(self) -> None:
         if self._in_transaction:
             self.commit()
+        self._stop_checkpoints.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join()
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.close()
+
+    def _checkpoint_loop(self) -> None:
+        """Copy the WAL into the database file once a second without blocking the writer (PASSIVE)."""
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            while not self._stop_checkpoints.wait(CHECKPOINT_INTERVAL_S):
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
 
     # ------------------------------------------------------------ internals
 

@@ -66,12 +66,13 @@ BROKER_RESTARTS = Counter(
     "hpcrl_bus_broker_restarts_seen_total", "Broker restarts this client noticed (new incarnation)."
 )
 
-for _kind in _KIND_LABELS:
-    MESSAGES_RECEIVED.labels(_kind)
-    MESSAGES_SENT.labels(_kind)
-    DUPLICATES_DROPPED.labels(_kind)
-    SEND_DROPPED.labels(_kind)
-    EVENTS_PUBLISHED.labels(_kind)
+# Children of the per-kind counters, bound once: `.labels()` costs a lock and a dict build per call,
+# several times per candidate on the hot path.
+RECEIVED_BY_KIND = {kind: MESSAGES_RECEIVED.labels(kind) for kind in _KIND_LABELS}
+SENT_BY_KIND = {kind: MESSAGES_SENT.labels(kind) for kind in _KIND_LABELS}
+SEND_DROPPED_BY_KIND = {kind: SEND_DROPPED.labels(kind) for kind in _KIND_LABELS}
+DUPLICATES_BY_KIND = {kind: DUPLICATES_DROPPED.labels(kind) for kind in _KIND_LABELS}
+PUBLISHED_BY_KIND = {kind: EVENTS_PUBLISHED.labels(kind) for kind in _KIND_LABELS}
 for _reason in FRAME_ERROR_REASONS:
     MALFORMED_FRAMES.labels(_reason)
 for _reason in ("ack_timeout", "result_timeout", "reconnect"):
@@ -80,8 +81,8 @@ for _reason in ("worker_lost", "released"):
     REDISPATCHES.labels(_reason)
 for _reason in ("auth", "protocol"):
     REFUSED_CLIENTS.labels(_reason)
-for _path in ("live", "recovered"):
-    EVENTS_DELIVERED.labels(_path)
+DELIVERED_LIVE = EVENTS_DELIVERED.labels("live")
+DELIVERED_RECOVERED = EVENTS_DELIVERED.labels("recovered")
 
 
 def serve_metrics(port: int, address: str = "127.0.0.1") -> None:

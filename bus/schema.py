@@ -173,7 +173,9 @@ class Result(Event, frozen=True, kw_only=True, tag="result"):
 
 
 class Ready(Message, frozen=True, kw_only=True, tag="ready"):
-    """Worker -> broker: one more candidate may be sent to me (credit-based dispatch)."""
+    """Worker -> broker: `credit` more candidates may be sent to me (credit-based dispatch). Sent
+    on every (re)connection for the free slots; afterwards each result of a candidate the broker
+    gave this connection returns one credit by itself."""
 
     credit: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 1
 
@@ -308,6 +310,13 @@ AnyMessage = (
 MESSAGE_TYPES: Final[tuple[type[Message], ...]] = typing.get_args(AnyMessage)
 KINDS: Final[frozenset[str]] = frozenset(t.__struct_config__.tag for t in MESSAGE_TYPES)  # type: ignore[misc]
 EVENT_TYPES: Final = tuple(t for t in MESSAGE_TYPES if issubclass(t, Event))
+_KIND_OF_TYPE: Final[dict[type[Message], str]] = {t: str(t.__struct_config__.tag) for t in MESSAGE_TYPES}
+
+
+def kind_of(message: Message) -> str:
+    """The message's `kind` tag, e.g. "candidate"."""
+    return _KIND_OF_TYPE[type(message)]
+
 
 # ---------------------------------------------------------------- codec
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bus import metrics
-from bus.schema import Event, FetchReply, FetchRequest, FrameError, Heartbeat, Role, decode
+from bus.schema import Event, FetchReply, FetchRequest, FrameError, Heartbeat, Role, decode, kind_of
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class EventStream:
         position = self.positions.get(event.topic)
         last = position.topic_seq if position else 0
         if event.topic_seq <= last:
-            metrics.DUPLICATES_DROPPED.labels(event.__struct_config__.tag).inc()
+            metrics.DUPLICATES_BY_KIND[kind_of(event)].inc()
         elif event.topic_seq == last + 1:
             self._accept(event, recovered=False)
         else:
@@ -193,7 +193,7 @@ class EventStream:
 
     def _accept(self, event: Event, recovered: bool) -> None:
         self.positions[event.topic] = TopicPosition(event.topic_seq, event.bus_seq)
-        metrics.EVENTS_DELIVERED.labels("recovered" if recovered else "live").inc()
+        (metrics.DELIVERED_RECOVERED if recovered else metrics.DELIVERED_LIVE).inc()
         self._deliver(event, recovered)
 
     def _check_heads(self, heartbeat: Heartbeat) -> None:

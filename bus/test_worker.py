@@ -40,29 +40,40 @@ def main(argv: list[str]) -> int:
         BusWorker(config.bus, f"{args.name}-{i}" if args.connections > 1 else args.name)
         for i in range(args.connections)
     ]
-    # One poller over every connection, so an idle process blocks in one place and wakes on any.
+    # One poller over every connection: an idle process blocks in one place, and only the
+    # connections with traffic are pumped; all of them are pumped once per heartbeat interval.
     poller = zmq.Poller()
+    owner: dict[zmq.Socket[bytes], BusWorker] = {}
     for worker in workers:
-        poller.register(worker.conn.dealer, zmq.POLLIN)
-    busy: dict[int, tuple[Candidate, float]] = {}
+        for sock in (worker.conn.dealer, worker.conn.monitor):
+            poller.register(sock, zmq.POLLIN)
+            owner[sock] = worker
+    busy: dict[BusWorker, tuple[Candidate, float]] = {}
     handled = 0
+    next_full_pump = 0.0
     while not stop:
-        for index, worker in enumerate(workers):
-            worker.pump(0.0)
-            if index in busy and time.monotonic() >= busy[index][1]:
-                worker.finish(busy.pop(index)[0], verdict=Verdict.INFRA_ERROR, detail=DETAIL)
+        now = time.monotonic()
+        for worker, (candidate, done_at) in list(busy.items()):
+            if now >= done_at:
+                worker.finish(candidate, verdict=Verdict.INFRA_ERROR, detail=DETAIL)
+                del busy[worker]
                 handled += 1
-            if index not in busy:
-                candidate = worker.next_candidate(timeout_s=0.0)
-                if candidate is not None:
-                    busy[index] = (candidate, time.monotonic() + args.delay_s)
-        next_due = min((done_at for _, done_at in busy.values()), default=time.monotonic() + 0.1)
-        if any(worker.inbox for worker in workers):
-            continue
-        poller.poll(round(max(0.0, min(0.1, next_due - time.monotonic())) * 1000))
+        for worker in workers:
+            if worker not in busy and worker.inbox:
+                taken = worker.next_candidate(timeout_s=0.0)
+                if taken is not None:
+                    busy[worker] = (taken, now + args.delay_s)
+        next_due = min((done_at for _, done_at in busy.values()), default=now + 0.1)
+        timeout_ms = round(max(0.0, min(0.1, next_due - now, next_full_pump - now)) * 1000)
+        ready = {owner[sock] for sock in dict(poller.poll(timeout_ms))}
+        if time.monotonic() >= next_full_pump:
+            next_full_pump = time.monotonic() + config.bus.heartbeat_interval_s / 2
+            ready = set(workers)
+        for worker in ready:
+            worker.pump(0.0)
     # Drain: hand back what was started but not finished, then close every connection.
-    for index, (candidate, _) in busy.items():
-        workers[index].release([candidate], "worker stopping")
+    for worker, (candidate, _) in busy.items():
+        worker.release([candidate], "worker stopping")
     for worker in workers:
         worker.close()
     log.info("test worker stopped handled=%d", handled)

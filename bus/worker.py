@@ -21,7 +21,7 @@ from bus import metrics
 from bus.config import BusConfig
 from bus.connection import Connection
 from bus.outbox import Outbox
-from bus.schema import Ack, Candidate, Message, PeerState, Ready, Release, Result, Role
+from bus.schema import Ack, Candidate, Message, PeerState, Ready, Release, Result, Role, kind_of
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +66,11 @@ class BusWorker:
         return candidate
 
     def finish(self, candidate: Candidate, **measurement: Any) -> Result:
-        """Report the candidate's result (kept and re-sent until the broker acknowledges it) and,
-        unless draining, ask for the next candidate."""
+        """Report the candidate's result (kept and re-sent until the broker acknowledges it). The
+        broker counts the result as a free slot again (unless we are draining), so no Ready follows."""
         result = self.conn.stamper.make(Result, **Result.for_candidate(candidate, bencher_id=self.name, **measurement))
         self.running.pop(candidate.candidate_id, None)
         self.outbox.send(result)
-        if not self.draining:
-            self.conn.send(self.conn.stamper.make(Ready, credit=1))
         return result
 
     def release(self, candidates: list[Candidate], reason: str) -> None:
@@ -124,7 +122,7 @@ class BusWorker:
     def _on_message(self, message: Message) -> None:
         if isinstance(message, Candidate):
             if message.candidate_id in self.running or any(c.candidate_id == message.candidate_id for c in self.inbox):
-                metrics.DUPLICATES_DROPPED.labels("candidate").inc()
+                metrics.DUPLICATES_BY_KIND["candidate"].inc()
                 return
             if self.draining:
                 self.release([message], "draining")
@@ -133,4 +131,4 @@ class BusWorker:
         elif isinstance(message, Ack):
             self.outbox.acknowledge(message.entries)
         else:
-            metrics.drop_frame("unexpected", f"{message.__struct_config__.tag} sent to a worker")
+            metrics.drop_frame("unexpected", f"{kind_of(message)} sent to a worker")

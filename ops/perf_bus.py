@@ -461,9 +461,6 @@ class RawDriver:
 class BrokerDriver:
     """Round trips through the client library: BusClient.submit, then BusClient.wait_results."""
 
-    SCAN: Final = 64
-    """In-flight candidates checked after each wait (results may overtake each other a little)."""
-
     def __init__(self, site: BrokerSite) -> None:
         self.bus = site.bus
         self.outstanding: OrderedDict[str, float] = OrderedDict()
@@ -477,19 +474,18 @@ class BrokerDriver:
         if not self.outstanding:
             self.bus.pump(timeout_s)
             return []
-        self.bus.wait_results([next(iter(self.outstanding))], timeout_s)
+        results = self.bus.collect_results(timeout_s)
         now = time.monotonic()
-        results = self.bus.completed
-        done = [cid for index, cid in zip(range(self.SCAN), self.outstanding, strict=False) if cid in results]
         round_trips = []
-        for cid in done:
-            result = results[cid]
+        for cid, result in results.items():
+            sent_at = self.outstanding.pop(cid, None)
             honest = result.verdict is Verdict.INFRA_ERROR and result.detail == TEST_WORKER_DETAIL
-            if honest and result.source == SOURCE:
+            if sent_at is not None and honest and result.source == SOURCE:
                 self.completed += 1
             else:
                 self.invalid += 1
-            round_trips.append(now - self.outstanding.pop(cid))
+            if sent_at is not None:
+                round_trips.append(now - sent_at)
         return round_trips
 
 
