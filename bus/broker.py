@@ -202,7 +202,7 @@ class Broker:
                 metrics.drop_frame(error.reason, error.detail)
                 continue
             kind = kind_of(message)
-            metrics.RECEIVED_BY_KIND[kind].inc()
+            metrics.MESSAGES_RECEIVED.inc(kind)
             if extra_field_names(payload, message):
                 metrics.EXTRA_FIELDS.inc()
             peer = self.peers.get(identity)
@@ -255,12 +255,12 @@ class Broker:
     def _on_candidate(self, peer: Peer, candidate: Candidate, payload: bytes) -> None:
         cid = candidate.candidate_id
         if cid in self.candidates:
-            metrics.DUPLICATES_BY_KIND["candidate"].inc()
+            metrics.DUPLICATES_DROPPED.inc("candidate")
             self._ack(peer, candidate, AckStatus.DUPLICATE)
             return
         done_at = self.journal.lookup(dedup_key_of_result(cid))
         if done_at is not None:
-            metrics.DUPLICATES_BY_KIND["candidate"].inc()
+            metrics.DUPLICATES_DROPPED.inc("candidate")
             self._ack(peer, candidate, AckStatus.DONE, done_at)
             return
         entry = self.candidates[cid] = QueuedCandidate(candidate=candidate, payload=payload)
@@ -289,13 +289,13 @@ class Broker:
             if entry is not None and entry.worker is not None and entry.worker in self.peers:
                 self.peers[entry.worker].in_flight.discard(result.candidate_id)
         else:
-            metrics.DUPLICATES_BY_KIND["result"].inc()
+            metrics.DUPLICATES_DROPPED.inc("result")
         self._ack(peer, result, AckStatus.ACCEPTED if is_new else AckStatus.DUPLICATE, bus_seq)
 
     def _on_event(self, peer: Peer, event: Event) -> None:
         bus_seq, is_new = self._journal_event(event, dedup_key_of_message(event.id))
         if not is_new:
-            metrics.DUPLICATES_BY_KIND[kind_of(event)].inc()
+            metrics.DUPLICATES_DROPPED.inc(kind_of(event))
         self._ack(peer, event, AckStatus.ACCEPTED if is_new else AckStatus.DUPLICATE, bus_seq)
 
     def _journal_event(self, event: Event, dedup_key: str) -> tuple[int, bool]:
@@ -309,7 +309,7 @@ class Broker:
         bus_seq, is_new = self.journal.append(topic, dedup_key, build)
         if is_new:
             self.after_commit.append((self.xpub, [topic.encode(), encoded[0]]))
-            metrics.PUBLISHED_BY_KIND[kind_of(event)].inc()
+            metrics.EVENTS_PUBLISHED.inc(kind_of(event))
         return bus_seq, is_new
 
     def _on_ready(self, peer: Peer, credit: int) -> None:
@@ -372,7 +372,7 @@ class Broker:
             topic_heads=journal.matching_heads(prefixes) if complete else {},
         )
         self.after_commit.append((self.router, [peer.identity, encode(reply)]))
-        metrics.SENT_BY_KIND["fetch_reply"].inc()
+        metrics.MESSAGES_SENT.inc("fetch_reply")
 
     # ------------------------------------------------------------ writing
 
@@ -403,10 +403,10 @@ class Broker:
             sock.send(frames[-1], _NOBLOCK)
         except zmq.ZMQError as error:
             if kind:
-                metrics.SEND_DROPPED_BY_KIND[kind].inc()
+                metrics.SEND_DROPPED.inc(kind)
             return int(error.errno or zmq.EAGAIN)
         if kind:
-            metrics.SENT_BY_KIND[kind].inc()
+            metrics.MESSAGES_SENT.inc(kind)
         return 0
 
     def _dispatch(self) -> None:

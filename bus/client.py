@@ -319,7 +319,7 @@ class BusClient:
         pending = self.pending.pop(result.candidate_id, None)
         if pending is None:
             if result.candidate_id in self.finished:
-                metrics.DUPLICATES_BY_KIND["result"].inc()
+                metrics.DUPLICATES_DROPPED.inc("result")
             return
         self._message_to_candidate.pop(pending.candidate.id, None)
         self.completed[result.candidate_id] = result

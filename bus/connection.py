@@ -100,9 +100,9 @@ class Connection:
         try:
             self.dealer.send(encode(message), _NOBLOCK)
         except zmq.Again:
-            metrics.SEND_DROPPED_BY_KIND[kind].inc()
+            metrics.SEND_DROPPED.inc(kind)
             return False
-        metrics.SENT_BY_KIND[kind].inc()
+        metrics.MESSAGES_SENT.inc(kind)
         return True
 
     def pump(self, timeout_s: float) -> None:
@@ -213,7 +213,7 @@ def _decode_counted(payload: bytes) -> Message | None:
     except FrameError as error:
         metrics.drop_frame(error.reason, error.detail)
         return None
-    metrics.RECEIVED_BY_KIND[kind_of(message)].inc()
+    metrics.MESSAGES_RECEIVED.inc(kind_of(message))
     if extra_field_names(payload, message):
         metrics.EXTRA_FIELDS.inc()
     return message

@@ -3,20 +3,49 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
-from prometheus_client import Counter, Gauge, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, start_http_server
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from bus.schema import FRAME_ERROR_REASONS, KINDS
 
 _log = logging.getLogger(__name__)
 _KIND_LABELS = [*sorted(KINDS), "unknown"]
 
-MESSAGES_RECEIVED = Counter("hpcrl_bus_messages_received_total", "Messages decoded from the bus, by kind.", ["kind"])
-MESSAGES_SENT = Counter("hpcrl_bus_messages_sent_total", "Messages sent on the bus, by kind.", ["kind"])
-SEND_DROPPED = Counter(
+
+class HotCounter(Collector):
+    """A counter for the per-message hot path: `inc()` is a plain dict update (prometheus_client's
+    Counter takes a lock and several calls, a large share of a broker's time per candidate);
+    the values are read when Prometheus scrapes. Increment from one thread only."""
+
+    def __init__(self, name: str, documentation: str, label: str = "", values: list[str] | None = None) -> None:
+        self.name = name.removesuffix("_total")
+        self.documentation = documentation
+        self.label = label
+        self.counts: dict[str, float] = dict.fromkeys(values or [""], 0.0)
+        REGISTRY.register(self)
+
+    def inc(self, value: str = "", amount: float = 1.0) -> None:
+        self.counts[value] += amount
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label] if self.label else [])
+        for value, count in list(self.counts.items()):
+            family.add_metric([value] if self.label else [], count)
+        yield family
+
+
+MESSAGES_RECEIVED = HotCounter(
+    "hpcrl_bus_messages_received_total", "Messages decoded from the bus, by kind.", "kind", _KIND_LABELS
+)
+MESSAGES_SENT = HotCounter("hpcrl_bus_messages_sent_total", "Messages sent on the bus, by kind.", "kind", _KIND_LABELS)
+SEND_DROPPED = HotCounter(
     "hpcrl_bus_send_dropped_total",
     "Sends dropped because the peer's queue was full or it was unreachable (re-sent later if needed).",
-    ["kind"],
+    "kind",
+    _KIND_LABELS,
 )
 MALFORMED_FRAMES = Counter(
     "hpcrl_bus_malformed_frames_total",
@@ -26,8 +55,11 @@ MALFORMED_FRAMES = Counter(
 EXTRA_FIELDS = Counter(
     "hpcrl_bus_extra_fields_total", "Messages that carried fields this reader does not know (ignored)."
 )
-DUPLICATES_DROPPED = Counter(
-    "hpcrl_bus_duplicates_dropped_total", "Messages recognised as duplicates and not applied again.", ["kind"]
+DUPLICATES_DROPPED = HotCounter(
+    "hpcrl_bus_duplicates_dropped_total",
+    "Messages recognised as duplicates and not applied again.",
+    "kind",
+    _KIND_LABELS,
 )
 RESENDS = Counter("hpcrl_bus_resends_total", "Messages re-sent, by reason.", ["reason"])
 PENDING_CANDIDATES = Gauge(
@@ -38,7 +70,7 @@ QUEUED_CANDIDATES = Gauge("hpcrl_bus_queued_candidates", "Candidates in the brok
 IN_FLIGHT_CANDIDATES = Gauge(
     "hpcrl_bus_in_flight_candidates", "Candidates the broker has handed to a worker and has no result for yet."
 )
-DISPATCHES = Counter("hpcrl_bus_dispatches_total", "Candidates handed to a worker by the broker.")
+DISPATCHES = HotCounter("hpcrl_bus_dispatches_total", "Candidates handed to a worker by the broker.")
 REDISPATCHES = Counter(
     "hpcrl_bus_requeued_candidates_total",
     "Candidates put back in the queue, by reason.",
@@ -53,9 +85,14 @@ JOURNAL_HEAD = Gauge("hpcrl_bus_journal_head_seq", "Highest bus_seq journaled by
 JOURNAL_COMMIT_SECONDS = Counter(
     "hpcrl_bus_journal_commit_seconds_total", "Seconds the broker spent committing the journal."
 )
-EVENTS_PUBLISHED = Counter("hpcrl_bus_events_published_total", "Events published by the broker, by kind.", ["kind"])
-EVENTS_DELIVERED = Counter(
-    "hpcrl_bus_events_delivered_total", "Journaled events delivered to this subscriber, by how.", ["path"]
+EVENTS_PUBLISHED = HotCounter(
+    "hpcrl_bus_events_published_total", "Events published by the broker, by kind.", "kind", _KIND_LABELS
+)
+EVENTS_DELIVERED = HotCounter(
+    "hpcrl_bus_events_delivered_total",
+    "Journaled events delivered to this subscriber, by how.",
+    "path",
+    ["live", "recovered"],
 )
 GAPS_DETECTED = Counter("hpcrl_bus_gaps_detected_total", "Sequence gaps a subscriber detected and recovered.")
 EVENTS_LOST = Counter(
@@ -66,13 +103,6 @@ BROKER_RESTARTS = Counter(
     "hpcrl_bus_broker_restarts_seen_total", "Broker restarts this client noticed (new incarnation)."
 )
 
-# Children of the per-kind counters, bound once: `.labels()` costs a lock and a dict build per call,
-# several times per candidate on the hot path.
-RECEIVED_BY_KIND = {kind: MESSAGES_RECEIVED.labels(kind) for kind in _KIND_LABELS}
-SENT_BY_KIND = {kind: MESSAGES_SENT.labels(kind) for kind in _KIND_LABELS}
-SEND_DROPPED_BY_KIND = {kind: SEND_DROPPED.labels(kind) for kind in _KIND_LABELS}
-DUPLICATES_BY_KIND = {kind: DUPLICATES_DROPPED.labels(kind) for kind in _KIND_LABELS}
-PUBLISHED_BY_KIND = {kind: EVENTS_PUBLISHED.labels(kind) for kind in _KIND_LABELS}
 for _reason in FRAME_ERROR_REASONS:
     MALFORMED_FRAMES.labels(_reason)
 for _reason in ("ack_timeout", "result_timeout", "reconnect"):
@@ -81,8 +111,6 @@ for _reason in ("worker_lost", "released"):
     REDISPATCHES.labels(_reason)
 for _reason in ("auth", "protocol"):
     REFUSED_CLIENTS.labels(_reason)
-DELIVERED_LIVE = EVENTS_DELIVERED.labels("live")
-DELIVERED_RECOVERED = EVENTS_DELIVERED.labels("recovered")
 
 
 def serve_metrics(port: int, address: str = "127.0.0.1") -> None:

@@ -152,7 +152,7 @@ class EventStream:
         position = self.positions.get(event.topic)
         last = position.topic_seq if position else 0
         if event.topic_seq <= last:
-            metrics.DUPLICATES_BY_KIND[kind_of(event)].inc()
+            metrics.DUPLICATES_DROPPED.inc(kind_of(event))
         elif event.topic_seq == last + 1:
             self._accept(event, recovered=False)
         else:
@@ -193,7 +193,7 @@ class EventStream:
 
     def _accept(self, event: Event, recovered: bool) -> None:
         self.positions[event.topic] = TopicPosition(event.topic_seq, event.bus_seq)
-        (metrics.DELIVERED_RECOVERED if recovered else metrics.DELIVERED_LIVE).inc()
+        metrics.EVENTS_DELIVERED.inc("recovered" if recovered else "live")
         self._deliver(event, recovered)
 
     def _check_heads(self, heartbeat: Heartbeat) -> None:

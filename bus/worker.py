@@ -122,7 +122,7 @@ class BusWorker:
     def _on_message(self, message: Message) -> None:
         if isinstance(message, Candidate):
             if message.candidate_id in self.running or any(c.candidate_id == message.candidate_id for c in self.inbox):
-                metrics.DUPLICATES_BY_KIND["candidate"].inc()
+                metrics.DUPLICATES_DROPPED.inc("candidate")
                 return
             if self.draining:
                 self.release([message], "draining")
