@@ -46,7 +46,7 @@ from bus.schema import (
     extra_field_names,
     kind_of,
 )
-from bus.sockets import server_socket
+from bus.sockets import readable, server_socket
 
 log = logging.getLogger(__name__)
 
@@ -188,10 +188,9 @@ class Broker:
 
     def _read_router(self, now: float) -> None:
         for _ in range(protocol.MAX_BATCH_MESSAGES):
-            try:
-                frames = self.router.recv_multipart(zmq.NOBLOCK, copy=True)
-            except zmq.Again:
+            if not readable(self.router):
                 return
+            frames = self.router.recv_multipart()
             if len(frames) != 2:
                 metrics.drop_frame("framing", f"{len(frames) - 1} frames from a peer, expected 1")
                 continue
@@ -232,10 +231,9 @@ class Broker:
     def _read_xpub(self) -> None:
         # Subscriptions arrive as b"\x01topic"/b"\x00topic"; anything else is junk from outside.
         for _ in range(protocol.MAX_BATCH_MESSAGES):
-            try:
-                frames = self.xpub.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
+            if not readable(self.xpub):
                 return
+            frames = self.xpub.recv_multipart()
             if len(frames) != 1 or not frames[0] or frames[0][0] not in (0, 1):
                 metrics.drop_frame("framing", "non-subscription frame on the event socket")
 

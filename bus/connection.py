@@ -33,7 +33,7 @@ from bus.schema import (
     extra_field_names,
     kind_of,
 )
-from bus.sockets import client_socket
+from bus.sockets import client_socket, readable
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +168,9 @@ class Connection:
 
     def _read_dealer(self) -> None:
         for _ in range(protocol.MAX_BATCH_MESSAGES):
-            try:
-                payload = self.dealer.recv(zmq.NOBLOCK, copy=True)
-            except zmq.Again:
+            if not readable(self.dealer):
                 return
+            payload = self.dealer.recv()
             message = _decode_counted(payload)
             if message is None:
                 continue
@@ -184,10 +183,9 @@ class Connection:
     def _read_sub(self) -> None:
         assert self.sub is not None and self._on_event is not None
         for _ in range(protocol.MAX_BATCH_MESSAGES):
-            try:
-                frames = self.sub.recv_multipart(zmq.NOBLOCK, copy=True)
-            except zmq.Again:
+            if not readable(self.sub):
                 return
+            frames = self.sub.recv_multipart()
             if len(frames) != 2:
                 metrics.drop_frame("framing", f"{len(frames)} frames on the event socket, expected 2")
                 continue
