@@ -73,8 +73,11 @@ class AckStatus(enum.StrEnum):
     """Well-formed but not acceptable; `reason` says why. Re-sending will not help."""
 
 
-class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
-    """Envelope fields carried by every message."""
+class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", gc=False):
+    """Envelope fields carried by every message.
+
+    `gc=False`: messages hold only scalars, strings and flat containers, never reference cycles, so
+    the cyclic garbage collector need not scan the many thousands a busy process keeps alive."""
 
     v: int = SCHEMA_VERSION
     id: Identifier
@@ -260,7 +263,7 @@ class Heartbeat(Event, frozen=True, kw_only=True, tag="heartbeat"):
 # ---------------------------------------------------------------- broker dialogue
 
 
-class AckEntry(msgspec.Struct, frozen=True, kw_only=True):
+class AckEntry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ref: Identifier
     """Id of the acknowledged message."""
     status: AckStatus
