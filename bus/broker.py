@@ -46,7 +46,7 @@ from bus.schema import (
     extra_field_names,
     kind_of,
 )
-from bus.sockets import readable, server_socket
+from bus.sockets import close_monitored, monitor, readable, server_socket
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +105,11 @@ class Broker:
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.xpub = server_socket(self.ctx, zmq.XPUB, bus)
         self.monitors = [
-            sock.get_monitor_socket(
+            monitor(
+                sock,
                 zmq.EVENT_HANDSHAKE_FAILED_AUTH
                 | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-                | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
             )
             for sock in (self.router, self.xpub)
         ]
@@ -160,9 +161,9 @@ class Broker:
             self._read_router(now)
         if self.xpub in ready:
             self._read_xpub()
-        for monitor in self.monitors:
-            if monitor in ready:
-                self._read_monitor(monitor)
+        for monitor_socket in self.monitors:
+            if monitor_socket in ready:
+                self._read_monitor(monitor_socket)
         self._flush()
         self._dispatch()
         if now >= self.next_heartbeat:
@@ -175,10 +176,8 @@ class Broker:
     def close(self) -> None:
         self._flush()
         self.journal.close()
-        for monitor in self.monitors:
-            monitor.close(linger=0)
-        self.router.close()
-        self.xpub.close()
+        for sock, monitor_socket in zip((self.router, self.xpub), self.monitors, strict=True):
+            close_monitored(sock, monitor_socket)
         if self.authenticator is not None:
             self.authenticator.stop()
         self.ctx.term()

@@ -33,7 +33,7 @@ from bus.schema import (
     extra_field_names,
     kind_of,
 )
-from bus.sockets import client_socket, readable
+from bus.sockets import client_socket, close_monitored, monitor, readable
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class Connection:
         self._heartbeat_state = heartbeat_state or (lambda: (PeerState.IDLE, []))
         self.dealer = client_socket(self.ctx, zmq.DEALER, cfg)
         self.dealer.setsockopt(zmq.IMMEDIATE, 1)
-        self.monitor = self.dealer.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
+        self.monitor = monitor(self.dealer, zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
         self.dealer.connect(cfg.request_endpoint)
         self.sub: zmq.Socket[bytes] | None = None
         self.poller = zmq.Poller()
@@ -125,8 +125,7 @@ class Connection:
         self._send_heartbeat((PeerState.STOPPING, []))
 
     def close(self) -> None:
-        self.monitor.close(linger=0)
-        self.dealer.close()
+        close_monitored(self.dealer, self.monitor)
         if self.sub is not None:
             self.sub.close(linger=0)
 

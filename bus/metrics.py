@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import urllib.request
 from collections.abc import Iterator
 
 from prometheus_client import REGISTRY, Counter, Gauge, start_http_server
@@ -111,6 +112,19 @@ for _reason in ("worker_lost", "released"):
     REDISPATCHES.labels(_reason)
 for _reason in ("auth", "protocol"):
     REFUSED_CLIENTS.labels(_reason)
+
+
+def scrape(port: int, host: str = "127.0.0.1", timeout_s: float = 5.0) -> dict[str, float]:
+    """Read another process's /metrics once, as {sample name with its labels: value} (tests,
+    benchmarks and ops scripts use it). Raises OSError when the endpoint does not answer."""
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=timeout_s) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
 
 
 def serve_metrics(port: int, address: str = "127.0.0.1") -> None:

@@ -3,6 +3,7 @@ heartbeats and (when configured) CURVE, in one place."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import zmq
@@ -76,6 +77,22 @@ def load_key_pair(secret_key_file: str) -> tuple[bytes, bytes]:
             f"{secret_key_file} holds no secret key: point bus.secret_key_file at NAME.key_secret, not NAME.key"
         )
     return public, secret
+
+
+def monitor(socket: zmq.Socket[bytes], events: int) -> zmq.Socket[bytes]:
+    """A PAIR socket receiving `socket`'s monitor events, on an inproc address unique to this call.
+    (pyzmq's default address is derived from the socket's file descriptor, which the OS reuses:
+    a client opened right after another one closed could be handed the old, dead monitor.)"""
+    return socket.get_monitor_socket(events, addr=f"inproc://hpcrl-monitor-{next(_monitor_ids)}")
+
+
+def close_monitored(socket: zmq.Socket[bytes], monitor_socket: zmq.Socket[bytes]) -> None:
+    socket.disable_monitor()
+    monitor_socket.close(linger=0)
+    socket.close()
+
+
+_monitor_ids = itertools.count(1)
 
 
 def generate_keys(directory: Path, names: list[str]) -> list[Path]:

@@ -7,7 +7,9 @@ import importlib
 import sys
 
 # name -> (module, function, one-line help). Each function takes argv and returns an exit code.
-SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+CommandTable = dict[str, tuple[str, str, str]]
+
+SUBCOMMANDS: CommandTable = {
     "bus": ("bus.cli", "run_broker", "run the message broker daemon"),
     "tail": ("bus.cli", "tail", "print the event stream as JSON lines"),
     "keys": ("bus.cli", "keys", "generate CURVE key pairs for an encrypted, authenticated bus"),
@@ -17,23 +19,28 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def usage() -> str:
-    lines = ["usage: hpcrl SUBCOMMAND [options]   (hpcrl SUBCOMMAND --help for its options)", ""]
-    lines += [f"  {name:<12} {help_text}" for name, (_, _, help_text) in SUBCOMMANDS.items()]
-    return "\n".join(lines)
+def dispatch(prog: str, noun: str, usage_line: str, table: CommandTable, argv: list[str]) -> int:
+    """Run the `noun` named by `argv[0]` in `table` with the rest of argv, importing its module only now."""
+    usage = "\n".join([usage_line, "", *(f"  {name:<12} {text}" for name, (_, _, text) in table.items())])
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage)
+        return 0
+    if argv[0] not in table:
+        print(f"{prog}: unknown {noun} {argv[0]!r}\n\n{usage}", file=sys.stderr)
+        return 2
+    module_name, function_name, _ = table[argv[0]]
+    function = getattr(importlib.import_module(module_name), function_name)
+    return int(function(argv[1:]))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] in ("-h", "--help", "help"):
-        print(usage())
-        return 0
-    if args[0] not in SUBCOMMANDS:
-        print(f"hpcrl: unknown subcommand {args[0]!r}\n\n{usage()}", file=sys.stderr)
-        return 2
-    module_name, function_name, _ = SUBCOMMANDS[args[0]]
-    function = getattr(importlib.import_module(module_name), function_name)
-    return int(function(args[1:]))
+    return dispatch(
+        "hpcrl",
+        "subcommand",
+        "usage: hpcrl SUBCOMMAND [options]   (hpcrl SUBCOMMAND --help for its options)",
+        SUBCOMMANDS,
+        sys.argv[1:] if argv is None else argv,
+    )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +46,7 @@ import msgspec
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from bus import metrics
 from bus.client import BusClient
 from bus.config import BusConfig, ClientConfig
 from bus.daemon import on_stop_signal, setup_logging
@@ -389,17 +389,12 @@ class BrokerSite:
 
     def scrape(self) -> dict[str, float]:
         """One Prometheus scrape of the broker (needs metrics_port)."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         try:
-            text = urllib.request.urlopen(url, timeout=5).read().decode()
+            return metrics.scrape(self.metrics_port)
         except OSError as error:
-            raise PerfError(f"{self.name}: cannot scrape the broker's metrics at {url}: {error}") from None
-        samples = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                samples[name] = float(value)
-        return samples
+            raise PerfError(
+                f"{self.name}: cannot scrape the broker's metrics on port {self.metrics_port}: {error}"
+            ) from None
 
     def close(self) -> None:
         if not self.closed:
