@@ -91,7 +91,7 @@ class EventStream:
                 metrics.drop_frame(error.reason, f"in a fetch reply: {error.detail}")
                 continue
             if isinstance(message, Event) and message.topic.startswith(self.prefixes):
-                self._apply_recovered(message)
+                self._apply_recovered(message, reply.evicted_through)
         if not reply.complete:
             self._request(after=reply.upto_bus_seq, limit=FETCH_PAGE_EVENTS, new_chain=False)
             return True
@@ -161,10 +161,14 @@ class EventStream:
             self._held.append(event)
             self._request(after=position.bus_seq if position else self.base_bus_seq, limit=FETCH_PAGE_EVENTS)
 
-    def _apply_recovered(self, event: Event) -> None:
+    def _apply_recovered(self, event: Event, evicted_through: int) -> None:
         position = self.positions.get(event.topic)
         if position is None and not self.synced:
-            self._accept(event, recovered=True)  # first sync from `since`: a topic starts anywhere
+            # First sync from `since`: a topic may start anywhere, except that a replay of the whole
+            # journal (since=0) that misses a topic's first events lost them to retention.
+            if self.base_bus_seq == 0 and event.topic_seq > 1:
+                self._count_lost(event.topic, event.topic_seq - 1, evicted_through)
+            self._accept(event, recovered=True)
             return
         last = position.topic_seq if position else 0
         if event.topic_seq <= last:
