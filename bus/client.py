@@ -117,6 +117,13 @@ class BusClient:
         return self.conn.name
 
     @property
+    def cursor(self) -> int:
+        """Every journaled event of the subscribed topics with bus_seq <= cursor has been delivered
+        (or counted as lost). Persist it with what you derived from the events and pass it as
+        `since` after a restart to miss nothing; events after it may arrive again (de-duplicate)."""
+        return self.stream.verified_through if self.stream is not None else 0
+
+    @property
     def workers_alive(self) -> int:
         """Workers the broker reported alive in its latest heartbeat."""
         heartbeat = self.conn.broker_heartbeat

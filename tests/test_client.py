@@ -63,3 +63,21 @@ def test_collect_results_returns_each_result_once_in_arrival_order(site: BusSite
         assert set(collected) == set(ids)
         assert client.collect_results(timeout_s=0.2) == {}
         assert client.pending == {}
+
+
+def test_the_cursor_covers_every_event_delivered_and_a_restart_from_it_misses_nothing(
+    site: BusSite, processes: Processes
+) -> None:
+    from tests.conftest import wait_for
+
+    processes.broker()
+    with client_for(site, "publisher", results=False) as publisher:
+        publish_stages(publisher, ["dgemm"], stages=3)
+        with client_for(site, "reader", subscribe=["stage."], since=0, results=False) as reader:
+            first = reader.next_events(timeout_s=10)
+            wait_for(lambda: reader.pump(0.05) or reader.cursor >= first[-1].bus_seq, 10, "the cursor to advance")
+            cursor = reader.cursor
+        publish_stages(publisher, ["dgemm"], stages=2)
+    with client_for(site, "reader-again", subscribe=["stage."], since=cursor, results=False) as again:
+        later = again.next_events(timeout_s=10)
+    assert [e.topic_seq for e in first + later] == [1, 2, 3, 4, 5]
