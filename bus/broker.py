@@ -93,6 +93,8 @@ class Broker:
         self.bus = bus
         self.cfg = cfg
         self.stamper = Stamper("broker")
+        # The journal first: a refused journal must stop the broker before it touches the network.
+        self.journal = Journal(cfg.journal_path, cfg.journal_max_events, cfg.journal_sync)
         self.ctx = zmq.Context()
         self.authenticator: zmq.auth.thread.ThreadAuthenticator | None = None
         if bus.curve:
@@ -115,7 +117,6 @@ class Broker:
         ]
         self.router.bind(bus.request_endpoint)
         self.xpub.bind(bus.event_endpoint)
-        self.journal = Journal(cfg.journal_path, cfg.journal_max_events, cfg.journal_sync)
         self.peers: dict[bytes, Peer] = {}
         self.ready: deque[bytes] = deque()
         self.queue: deque[str] = deque()

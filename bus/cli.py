@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bus.config import ConfigError, HpcrlConfig, load_config
 from bus.daemon import log_config, on_stop_signal, setup_logging
+from bus.journal import JournalError
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +48,7 @@ def run_broker(argv: list[str]) -> int:
 
         log_config("bus.cli", dataclasses.replace(config, broker=broker_cfg))
         broker = Broker(config.bus, broker_cfg)
-    except ConfigError as error:
+    except (ConfigError, JournalError) as error:
         parser.exit(2, f"hpcrl bus: {error}\n")
     metrics.serve_metrics(broker_cfg.metrics_port, broker_cfg.metrics_address)
     on_stop_signal(broker.stop)

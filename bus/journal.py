@@ -40,7 +40,11 @@ class Journal:
         # SQLite's automatic checkpoint runs inside a commit and stalls the broker loop for
         # milliseconds; a helper thread with its own connection checkpoints instead.
         self._db.execute("PRAGMA wal_autocheckpoint=0")
-        self._migrate()
+        try:
+            self._migrate()
+        except JournalError:
+            self._db.close()
+            raise
         self.head = self._scalar("SELECT COALESCE(MAX(bus_seq), 0) FROM events")
         self.evicted_through = int(self._meta("evicted_through", "0"))
         self.topic_heads: dict[str, int] = {}
@@ -128,24 +132,23 @@ class Journal:
         self, after_bus_seq: int, prefixes: tuple[str, ...], limit: int, scan_rows: int
     ) -> tuple[list[bytes], int]:
         """Matching payloads with bus_seq > after, in order. Returns (payloads, upto_bus_seq): every
-        matching event up to upto_bus_seq is included (limit and scan budget may stop it early)."""
-        payloads: list[bytes] = []
-        upto = after_bus_seq
+        matching event up to upto_bus_seq is included.
+
+        One call looks at no more than `scan_rows` journal positions, so a fetch for a rare topic
+        over a long journal is answered in pages instead of stalling the broker. Topics are
+        filtered in SQL: a non-matching row's payload (stored in overflow pages) is never read.
+        """
+        window_end = min(after_bus_seq + scan_rows, self.head)
+        topic_filter, topic_params = _prefix_filter(prefixes)
         rows = self._db.execute(
-            "SELECT bus_seq, topic, payload FROM events WHERE bus_seq > ? ORDER BY bus_seq LIMIT ?",
-            (after_bus_seq, scan_rows),
-        )
-        scanned = 0
-        for bus_seq, topic, payload in rows:
-            scanned += 1
-            if topic.startswith(prefixes):
-                if len(payloads) >= limit:
-                    return payloads, upto
-                payloads.append(payload)
-            upto = bus_seq
-        if scanned < scan_rows:
-            upto = self.head
-        return payloads, upto
+            f"SELECT bus_seq, payload FROM events WHERE bus_seq > ? AND bus_seq <= ?{topic_filter} "
+            "ORDER BY bus_seq LIMIT ?",
+            (after_bus_seq, window_end, *topic_params, limit + 1),
+        ).fetchall()
+        if len(rows) > limit:
+            # More matches than asked for: complete up to just before the first one left out.
+            return [bytes(payload) for _, payload in rows[:limit]], rows[limit][0] - 1
+        return [bytes(payload) for _, payload in rows], window_end
 
     def read_latest(self, prefixes: tuple[str, ...]) -> list[bytes]:
         seqs = sorted(seq for topic, seq in self.topic_last_bus_seq.items() if topic.startswith(prefixes))
@@ -208,6 +211,18 @@ class Journal:
                 COMMIT;
                 """
             )
+
+
+def _prefix_filter(prefixes: tuple[str, ...]) -> tuple[str, list[str]]:
+    """SQL condition matching topics that start with any prefix, as index-friendly ranges
+    (`"result."` -> `topic >= 'result.' AND topic < 'result/'`); "" matches everything."""
+    if "" in prefixes:
+        return "", []
+    ranges, params = [], []
+    for prefix in prefixes:
+        ranges.append("(topic >= ? AND topic < ?)")
+        params += [prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)]
+    return f" AND ({' OR '.join(ranges)})", params
 
 
 def dedup_key_of_result(candidate_id: str) -> str:

@@ -13,7 +13,8 @@ MAX_FRAME_BYTES: Final = 4 * 1024 * 1024
 MAX_BATCH_MESSAGES: Final = 512
 """Messages one broker loop turn reads per socket before committing, so acks are never held long."""
 MAX_FETCH_SCAN_ROWS: Final = 20_000
-"""Journal rows one fetch reply may scan; a filtered fetch over more returns a partial page."""
+"""Journal positions (bus_seq values) one fetch reply covers at most, so a filtered fetch over a long
+journal is answered page by page instead of stalling the broker."""
 
 TOPIC_SEPARATOR: Final = "."
 RESULT_TOPIC_PREFIX: Final = "result."
