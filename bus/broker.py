@@ -170,8 +170,7 @@ class Broker:
         if now >= self.next_heartbeat:
             self.next_heartbeat = now + self.bus.heartbeat_interval_s
             self._expire_peers(now)
-            self._send_heartbeats()
-            self._update_gauges()
+            self._send_heartbeats(queued=self._update_gauges())
             self._flush()
 
     def close(self) -> None:
@@ -469,8 +468,9 @@ class Broker:
         for peer in [p for p in self.peers.values() if p.last_seen < deadline]:
             self._forget(peer, "silent")
 
-    def _send_heartbeats(self) -> None:
-        workers = sum(1 for p in self.peers.values() if p.is_worker)
+    def _send_heartbeats(self, queued: int) -> None:
+        worker_names = sorted(p.name for p in self.peers.values() if p.is_worker)
+        workers = len(worker_names)
         heartbeat = self.stamper.make(
             Heartbeat,
             role=Role.BROKER,
@@ -480,16 +480,20 @@ class Broker:
             journal_head=self.journal.head,
             topic_heads=dict(self.journal.topic_heads),
             workers=workers,
-            queued=sum(1 for entry in self.candidates.values() if entry.worker is None),
+            queued=queued,
         )
         payload = encode(heartbeat)
         for identity in self.peers:
             self._send(self.router, [identity, payload], "heartbeat")
-        self.after_commit.append((self.xpub, [protocol.BROKER_HEARTBEAT_TOPIC.encode(), payload]))
+        published = encode(msgspec.structs.replace(heartbeat, worker_names=worker_names))
+        self.after_commit.append((self.xpub, [protocol.BROKER_HEARTBEAT_TOPIC.encode(), published]))
         metrics.CONNECTED_WORKERS.set(workers)
         metrics.CONNECTED_PEERS.set(len(self.peers))
 
-    def _update_gauges(self) -> None:
+    def _update_gauges(self) -> int:
+        """Set the candidate gauges; returns the number waiting for a worker."""
         in_flight = sum(1 for e in self.candidates.values() if e.worker is not None)
+        queued = len(self.candidates) - in_flight
         metrics.IN_FLIGHT_CANDIDATES.set(in_flight)
-        metrics.QUEUED_CANDIDATES.set(len(self.candidates) - in_flight)
+        metrics.QUEUED_CANDIDATES.set(queued)
+        return queued

@@ -35,6 +35,7 @@ from bus.schema import (
     FetchReply,
     FetchRequest,
     FrameError,
+    Heartbeat,
     Message,
     PeerState,
     Result,
@@ -102,6 +103,7 @@ class BusClient:
         self._lookups: dict[str, str] = {}  # fetch id -> candidate id, for results journaled earlier
         self._snapshots: dict[str, list[Event] | None] = {}
         self._next_timer = 0.0
+        self._broker_event_heartbeat: Heartbeat | None = None
         self.stream: EventStream | None = None
         if stream_prefixes:
             self.stream = EventStream(tuple(sorted(set(stream_prefixes))), since, self._send_fetch, self._deliver)
@@ -122,6 +124,12 @@ class BusClient:
         (or counted as lost). Persist it with what you derived from the events and pass it as
         `since` after a restart to miss nothing; events after it may arrive again (de-duplicate)."""
         return self.stream.verified_through if self.stream is not None else 0
+
+    @property
+    def worker_names(self) -> list[str]:
+        """Names of the workers alive, from the broker's latest published heartbeat (needs an event
+        stream: a client made with `results=False` and no subscriptions does not see it)."""
+        return self._broker_event_heartbeat.worker_names if self._broker_event_heartbeat else []
 
     @property
     def workers_alive(self) -> int:
@@ -314,6 +322,8 @@ class BusClient:
 
     def _on_event(self, event: Event) -> None:
         assert self.stream is not None
+        if isinstance(event, Heartbeat) and event.role is Role.BROKER:
+            self._broker_event_heartbeat = event
         self.stream.on_event(event)
 
     def _deliver(self, event: Event, recovered: bool) -> None:

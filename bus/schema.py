@@ -250,6 +250,9 @@ class Heartbeat(Event, frozen=True, kw_only=True, tag="heartbeat"):
     """Highest topic_seq per journaled topic: lets subscribers detect a lost last event."""
     workers: NonNegativeInt = 0
     """Live workers the broker knows."""
+    worker_names: Annotated[list[str], msgspec.Meta(max_length=100_000)] = []
+    """Names of the live workers: only in the copy published on `heartbeat.broker` (the copies sent
+    to each peer leave it empty, so their size does not grow with the cluster)."""
     queued: NonNegativeInt = 0
     """Candidates waiting for a worker."""
 

@@ -81,3 +81,18 @@ def test_the_cursor_covers_every_event_delivered_and_a_restart_from_it_misses_no
     with client_for(site, "reader-again", subscribe=["stage."], since=cursor, results=False) as again:
         later = again.next_events(timeout_s=10)
     assert [e.topic_seq for e in first + later] == [1, 2, 3, 4, 5]
+
+
+def test_a_client_knows_which_workers_are_alive(site: BusSite, processes: Processes) -> None:
+    import signal
+
+    from tests.conftest import wait_for
+
+    processes.broker()
+    processes.worker("bencher-a")
+    doomed = processes.worker("bencher-b")
+    with client_for(site) as client:
+        wait_for(lambda: client.pump(0.05) or client.worker_names == ["bencher-a", "bencher-b"], 15, "both workers")
+        doomed.send_signal(signal.SIGKILL)
+        wait_for(lambda: client.pump(0.05) or client.worker_names == ["bencher-a"], 15, "the dead one to go")
+        assert client.workers_alive == 1
