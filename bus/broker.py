@@ -22,6 +22,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from bus import metrics, protocol
 from bus.config import BrokerConfig, BusConfig, ConfigError
+from bus.connection import decode_counted
 from bus.journal import Journal, dedup_key_of_message, dedup_key_of_result, prefixes_tuple
 from bus.schema import (
     Ack,
@@ -31,7 +32,6 @@ from bus.schema import (
     Event,
     FetchReply,
     FetchRequest,
-    FrameError,
     Heartbeat,
     Message,
     PeerState,
@@ -41,9 +41,7 @@ from bus.schema import (
     Role,
     Stamper,
     Verdict,
-    decode,
     encode,
-    extra_field_names,
     kind_of,
 )
 from bus.sockets import close_monitored, monitor, readable, server_socket
@@ -194,15 +192,9 @@ class Broker:
                 metrics.drop_frame("framing", f"{len(frames) - 1} frames from a peer, expected 1")
                 continue
             identity, payload = frames
-            try:
-                message = decode(payload)
-            except FrameError as error:
-                metrics.drop_frame(error.reason, error.detail)
+            message = decode_counted(payload)
+            if message is None:
                 continue
-            kind = kind_of(message)
-            metrics.MESSAGES_RECEIVED.inc(kind)
-            if extra_field_names(payload, message):
-                metrics.EXTRA_FIELDS.inc()
             peer = self.peers.get(identity)
             if peer is None:
                 peer = self.peers[identity] = Peer(identity=identity, name=message.sender, last_seen=now)

@@ -34,17 +34,15 @@ from bus.schema import (
     Event,
     FetchReply,
     FetchRequest,
-    FrameError,
     Heartbeat,
     Message,
     PeerState,
     Result,
     Role,
     Verdict,
-    decode,
     kind_of,
 )
-from bus.stream import EventStream
+from bus.stream import EventStream, decode_fetched
 
 log = logging.getLogger(__name__)
 
@@ -309,11 +307,11 @@ class BusClient:
 
     def _on_fetch_reply(self, reply: FetchReply) -> None:
         if reply.ref in self._snapshots:
-            self._snapshots[reply.ref] = [e for e in _decode_events(reply) if isinstance(e, Event)]
+            self._snapshots[reply.ref] = decode_fetched(reply)
             return
         cid = self._lookups.pop(reply.ref, None)
         if cid is not None:
-            for event in _decode_events(reply):
+            for event in decode_fetched(reply):
                 if isinstance(event, Result) and event.candidate_id == cid:
                     self._complete(event)
             return
@@ -364,9 +362,7 @@ class BusClient:
         if candidate.attempt >= self.cfg.max_attempts:
             self._give_up(candidate)
             return
-        fields = {f: getattr(candidate, f) for f in Candidate.__struct_fields__ if f not in _ENVELOPE}
-        fields["attempt"] = candidate.attempt + 1
-        retry = self.conn.stamper.make(Candidate, **fields)
+        retry = self.conn.stamper.remake(candidate, attempt=candidate.attempt + 1)
         self._message_to_candidate.pop(candidate.id, None)
         self._message_to_candidate[retry.id] = retry.candidate_id
         pending.candidate, pending.sent_at, pending.acked = retry, now, False
@@ -385,16 +381,3 @@ class BusClient:
         # that one and ours is dropped as a duplicate.
         result = self.publish(Result, **Result.for_candidate(candidate, verdict=Verdict.INFRA_ERROR, detail=detail))
         self._complete(result)
-
-
-_ENVELOPE = frozenset(("v", "id", "sender", "seq", "sent_at"))
-
-
-def _decode_events(reply: FetchReply) -> list[Message]:
-    events: list[Message] = []
-    for raw in reply.events:
-        try:
-            events.append(decode(raw))
-        except FrameError as error:
-            metrics.drop_frame(error.reason, f"in a fetch reply: {error.detail}")
-    return events

@@ -170,7 +170,7 @@ class Connection:
             if not readable(self.dealer):
                 return
             payload = self.dealer.recv()
-            message = _decode_counted(payload)
+            message = decode_counted(payload)
             if message is None:
                 continue
             self.last_broker_message = time.monotonic()
@@ -188,7 +188,7 @@ class Connection:
             if len(frames) != 2:
                 metrics.drop_frame("framing", f"{len(frames)} frames on the event socket, expected 2")
                 continue
-            message = _decode_counted(frames[1])
+            message = decode_counted(frames[1])
             if message is None:
                 continue
             if not isinstance(message, Event) or message.topic.encode() != frames[0]:
@@ -204,7 +204,9 @@ class Connection:
         self.broker_heartbeat = heartbeat
 
 
-def _decode_counted(payload: bytes) -> Message | None:
+def decode_counted(payload: bytes) -> Message | None:
+    """Decode a received frame, counting it by kind (and any extra fields); a frame that is not a
+    usable message is counted by reason, logged (rate-limited) and answered with None."""
     try:
         message = decode(payload)
     except FrameError as error:

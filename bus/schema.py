@@ -426,11 +426,17 @@ class Stamper:
         self._seq = 0
 
     def make(self, cls: type[M], **fields: Any) -> M:
+        return cls(**self._envelope(), **fields)
+
+    def remake(self, message: M, **changes: Any) -> M:
+        """A new message (fresh envelope) with the fields of `message`, some changed."""
+        return msgspec.structs.replace(message, **self._envelope(), **changes)
+
+    def _envelope(self) -> dict[str, Any]:
         self._seq += 1
-        return cls(
-            id=f"{self.incarnation}-{self._seq}",
-            sender=self.sender,
-            seq=self._seq,
-            sent_at=time.time(),
-            **fields,
-        )
+        return {
+            "id": f"{self.incarnation}-{self._seq}",
+            "sender": self.sender,
+            "seq": self._seq,
+            "sent_at": time.time(),
+        }

@@ -28,6 +28,20 @@ FETCH_RETRY_S = 2.0
 """A fetch unanswered this long is sent again (the broker may have restarted)."""
 
 
+def decode_fetched(reply: FetchReply) -> list[Event]:
+    """The events a fetch reply carries; anything undecodable in it is dropped and counted."""
+    events: list[Event] = []
+    for raw in reply.events:
+        try:
+            message = decode(raw)
+        except FrameError as error:
+            metrics.drop_frame(error.reason, f"in a fetch reply: {error.detail}")
+            continue
+        if isinstance(message, Event):
+            events.append(message)
+    return events
+
+
 @dataclass
 class TopicPosition:
     topic_seq: int
@@ -84,22 +98,15 @@ class EventStream:
         if self._fetch is None or reply.ref != self._fetch.id:
             return False
         self._fetch = self._wanted = None
-        for raw in reply.events:
-            try:
-                message = decode(raw)
-            except FrameError as error:
-                metrics.drop_frame(error.reason, f"in a fetch reply: {error.detail}")
-                continue
-            if isinstance(message, Event) and message.topic.startswith(self.prefixes):
-                self._apply_recovered(message, reply.evicted_through)
+        for event in decode_fetched(reply):
+            if event.topic.startswith(self.prefixes):
+                self._apply_recovered(event, reply.evicted_through)
         if not reply.complete:
             self._request(after=reply.upto_bus_seq, limit=FETCH_PAGE_EVENTS, new_chain=False)
             return True
-        refetch_from = self._reconcile_heads(reply)
+        self._reconcile_heads(reply)
         if self._refetch_from is not None:
-            refetch_from = min(self._refetch_from, refetch_from if refetch_from is not None else self._refetch_from)
-            self._refetch_from = None
-        if refetch_from is not None:
+            refetch_from, self._refetch_from = self._refetch_from, None
             self._request(after=refetch_from, limit=FETCH_PAGE_EVENTS)
             return True
         if not self.synced:
@@ -114,11 +121,10 @@ class EventStream:
                 self._apply_live(event)
         return True
 
-    def _reconcile_heads(self, reply: FetchReply) -> int | None:
+    def _reconcile_heads(self, reply: FetchReply) -> None:
         """Compare the broker's topic heads with what we delivered, after a complete fetch chain
-        that started at `_chain_start`. Returns a bus_seq to fetch again from when some topic's
-        missing events lie before the chain's start; counts events the journal evicted as lost."""
-        refetch_from: int | None = None
+        that started at `_chain_start`: a topic whose missing events lie before the chain's start
+        is fetched again; events the journal evicted are counted as lost."""
         for topic, head in reply.topic_heads.items():
             position = self.positions.get(topic)
             if position is None:
@@ -130,12 +136,15 @@ class EventStream:
             if head <= position.topic_seq:
                 continue
             if position.bus_seq < self._chain_start:
-                refetch_from = min(position.bus_seq, refetch_from if refetch_from is not None else position.bus_seq)
+                self._refetch_after(position.bus_seq)
                 continue
             self._count_lost(topic, head - position.topic_seq, reply.evicted_through)
             position.topic_seq = head
             position.bus_seq = reply.upto_bus_seq
-        return refetch_from
+
+    def _refetch_after(self, bus_seq: int) -> None:
+        """Ask for another fetch from `bus_seq` once the current chain completes."""
+        self._refetch_from = bus_seq if self._refetch_from is None else min(self._refetch_from, bus_seq)
 
     def tick(self) -> None:
         """Re-send a fetch that could not be sent or went unanswered (lost with a broker restart)."""
@@ -180,15 +189,15 @@ class EventStream:
         if known_through < self._chain_start:
             # The hole lies before where this fetch began: keep the event, fetch the hole next.
             self._held.append(event)
-            self._refetch_from = min(known_through, self._refetch_from or known_through)
+            self._refetch_after(known_through)
             return
-        self._count_lost(event.topic, event.topic_seq - last - 1, "a hole inside a complete fetch")
+        self._count_lost(event.topic, event.topic_seq - last - 1, evicted_through)
         self._accept(event, recovered=True)
 
-    def _count_lost(self, topic: str, lost: int, evicted_through: object) -> None:
+    def _count_lost(self, topic: str, lost: int, evicted_through: int) -> None:
         metrics.EVENTS_LOST.inc(lost)
         log.error(
-            "events lost topic=%s count=%d evicted_through=%s: the journal dropped them before we "
+            "events lost topic=%s count=%d evicted_through=%d: the journal dropped them before we "
             "fetched; raise broker.journal_max_events",
             topic,
             lost,

@@ -238,3 +238,11 @@ def test_verdicts_are_the_closed_set_the_bencher_issue_names() -> None:
         "resource_limit",
         "infra_error",
     }
+
+
+def test_remake_gives_a_new_envelope_and_keeps_every_other_field() -> None:
+    local = Stamper("s")
+    retry = local.remake(CANDIDATE, attempt=3)
+    assert (retry.sender, retry.seq, retry.attempt) == ("s", 1, 3)
+    assert retry.id != CANDIDATE.id
+    assert (retry.candidate_id, retry.source, retry.size) == (CANDIDATE.candidate_id, CANDIDATE.source, CANDIDATE.size)
