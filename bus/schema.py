@@ -154,6 +154,10 @@ class Result(Event, frozen=True, kw_only=True, tag="result"):
     calibration_gflops: NonNegativeFloat = 0.0
     """The node's latest reference-kernel figure, so drifting nodes are visible."""
     cached: bool = False
+    threads: NonNegativeInt = 0
+    """Cores (OpenMP threads) the candidate was allowed to use."""
+    node_class: str = ""
+    """The kind of node that measured it: results are comparable (and cached) within a class."""
 
     @property
     def topic(self) -> str:

@@ -13,7 +13,9 @@ SUBCOMMANDS: CommandTable = {
     "bus": ("bus.cli", "run_broker", "run the message broker daemon"),
     "tail": ("bus.cli", "tail", "print the event stream as JSON lines"),
     "keys": ("bus.cli", "keys", "generate CURVE key pairs for an encrypted, authenticated bus"),
-    "test-worker": ("bus.test_worker", "main", "a stand-in worker that runs nothing (until the bencher exists)"),
+    "bencher": ("bencher.cli", "run_bencher", "run the benchmark daemon: compile, sandbox, verify and time candidates"),
+    "bench-file": ("bencher.cli", "bench_file", "benchmark one C file locally with the bencher's pipeline (no bus)"),
+    "test-worker": ("bus.test_worker", "main", "a stand-in worker that runs nothing (for bus tests and load tests)"),
     "perf": ("ops.perf", "main", "measure performance figures and print them as JSON"),
     "demo": ("ops.demo", "main", "run the whole system locally on embedded defaults"),
 }

@@ -1,0 +1,207 @@
+"""Build a candidate: policy checks, then compile and link it with the trusted harness in the sandbox.
+
+One sandbox launch runs the compiler (keeping the preprocessed text), `nm` and `readelf` on the
+object, and the link, so the untrusted source never meets an unsandboxed tool. The checks of
+bencher.policy then decide whether the linked binary may run. Builds are cached on disk by the
+normalized source, compiler identity, flags and harness, so the duplicates common in a GRPO group
+compile once; compile errors and rejections are cached too (they are deterministic), limits are not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shlex
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from bencher import policy
+from bencher.config import MIB, BencherConfig
+from bencher.registry import HARNESS_DIR, Problem
+from bencher.sandbox import Limits, Mount, Sandbox, SandboxError
+from bencher.source import source_hash
+from bus.schema import Verdict
+
+log = logging.getLogger(__name__)
+HARNESS_FLAGS = ("-O2", "-march=native")
+"""The trusted monitor and harness are compiled once per problem with these, outside the sandbox."""
+_COMPILE_LOG_BYTES = 2000
+_EXIT_COMPILE, _EXIT_INSPECT, _EXIT_LINK = 10, 11, 12
+_CACHEABLE = (Verdict.OK, Verdict.COMPILE_ERROR, Verdict.REJECTED)
+
+
+@dataclass(frozen=True)
+class Build:
+    verdict: Verdict
+    """OK: `binary` may run. Otherwise why not (compile_error, rejected, timeout, resource_limit, infra_error)."""
+    detail: str
+    binary: Path | None
+    compile_s: float
+    """Seconds spent in the compiler sandbox (0 when cached)."""
+    cached: bool = False
+
+
+@cache
+def compiler_identity(compiler: str) -> str:
+    """First line of `compiler --version`: part of every cache key, so an upgraded compiler rebuilds."""
+    try:
+        out = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        raise SandboxError(
+            f"compiler {compiler!r} does not run ({error}); install it or set bencher.compiler"
+        ) from None
+    return out.splitlines()[0] if out else compiler
+
+
+class Builder:
+    def __init__(self, config: BencherConfig, sandbox: Sandbox) -> None:
+        self.config = config
+        self.sandbox = sandbox
+        self.cache_dir = Path(config.cache_dir) / "builds"
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+
+    def compiler_for(self, problem: Problem) -> str:
+        return self.config.compiler or problem.compiler
+
+    def build_key(self, problem: Problem, source: str, extra_flags: tuple[str, ...] = ()) -> str:
+        compiler = self.compiler_for(problem)
+        parts = [
+            source_hash(source),
+            compiler_identity(compiler),
+            shlex.join(problem.flags + extra_flags),
+            self._harness_digest(problem),
+        ]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+    def build(self, problem: Problem, source: str, trusted_libraries: tuple[str, ...] = ()) -> Build:
+        """Check, compile and link `source`. `trusted_libraries` (e.g. `-lopenblas`) is only for our own
+        calibration kernels: it skips the symbol allowlist and must never be used for a candidate."""
+        reason = policy.check_source(source)
+        if reason:
+            return Build(Verdict.REJECTED, reason, None, 0.0)
+        key = self.build_key(problem, source, trusted_libraries)
+        entry_dir = self.cache_dir / key
+        cached = self._cached(entry_dir)
+        if cached:
+            return cached
+        started = time.monotonic()
+        try:
+            build = self._compile(problem, source, entry_dir, trusted_libraries)
+        except SandboxError as error:
+            log.error("event=build_infra_error problem=%s error=%s", problem.id, error)
+            build = Build(Verdict.INFRA_ERROR, f"bencher fault while compiling: {error}", None, 0.0)
+        build = Build(build.verdict, build.detail, build.binary, time.monotonic() - started)
+        if build.verdict in _CACHEABLE:
+            entry_dir.mkdir(parents=True, exist_ok=True)
+            (entry_dir / "outcome.json").write_text(json.dumps({"verdict": build.verdict, "detail": build.detail}))
+        return build
+
+    # ------------------------------------------------------------ internals
+
+    def _cached(self, entry_dir: Path) -> Build | None:
+        try:
+            outcome = json.loads((entry_dir / "outcome.json").read_text())
+        except (OSError, ValueError):
+            return None
+        verdict = Verdict(outcome["verdict"])
+        binary = entry_dir / "bench" if verdict is Verdict.OK else None
+        if binary is not None and not binary.is_file():
+            return None
+        return Build(verdict, outcome["detail"], binary, 0.0, cached=True)
+
+    def _harness_digest(self, problem: Problem) -> str:
+        digest = hashlib.sha256()
+        for path in (HARNESS_DIR / "monitor.h", HARNESS_DIR / "monitor.c", problem.harness):
+            digest.update(path.read_bytes())
+        digest.update(shlex.join(HARNESS_FLAGS).encode())
+        return digest.hexdigest()[:16]
+
+    def _harness_object(self, problem: Problem) -> Path:
+        """monitor.c + the problem's harness as one relocatable object (trusted: compiled on the host)."""
+        compiler = self.compiler_for(problem)
+        path = self.cache_dir / f"harness-{problem.id}-{compiler}-{self._harness_digest(problem)}.o"
+        if path.is_file():
+            return path
+        parts = []
+        for source in (HARNESS_DIR / "monitor.c", problem.harness):
+            part = path.with_suffix(f".{source.stem}.o")
+            command = [compiler, *HARNESS_FLAGS, "-Wall", "-c", str(source), "-o", str(part)]
+            result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+            if result.returncode != 0:
+                raise SandboxError(f"the trusted harness does not compile: {result.stderr[-500:]}")
+            parts.append(part)
+        partial = path.with_suffix(".tmp")
+        subprocess.run(["ld", "-r", *map(str, parts), "-o", str(partial)], check=True, capture_output=True, timeout=60)
+        partial.replace(path)
+        for part in parts:
+            part.unlink()
+        return path
+
+    def _compile(self, problem: Problem, source: str, entry_dir: Path, libraries: tuple[str, ...]) -> Build:
+        compiler = self.compiler_for(problem)
+        flags = shlex.join(problem.flags)
+        script = "\n".join(
+            [
+                "cd /tmp/work/out",
+                f"{compiler} {flags} -save-temps=obj -c cand.c -o cand.o 2> compile.log || exit {_EXIT_COMPILE}",
+                f"nm -P cand.o > symbols.txt && readelf -SW cand.o > sections.txt && readelf -sW cand.o > symtab.txt"
+                f" || exit {_EXIT_INSPECT}",
+                f"{compiler} {flags} cand.o harness.o -lm {shlex.join(libraries)} -o bench 2> link.log"
+                f" || exit {_EXIT_LINK}",
+            ]
+        )
+        limits = Limits(
+            wall_s=self.config.compile_timeout_s,
+            cpu_s=max(1, int(self.config.compile_timeout_s)),
+            address_space_bytes=self.config.compile_memory_bytes,
+            processes=64,
+            file_size_bytes=256 * MIB,
+            open_files=256,
+            tmpfs_bytes=512 * MIB,
+        )
+        with self.sandbox.host_dir("hpcrl-build-") as out:
+            (out / "cand.c").write_text(source)
+            shutil.copyfile(self._harness_object(problem), out / "harness.o")
+            run = self.sandbox.run(["/bin/sh", "-c", script], limits=limits, mounts=[Mount(out, "/tmp/work/out", True)])
+            if run.timed_out:
+                return Build(Verdict.TIMEOUT, f"compiling took longer than {limits.wall_s:g} s", None, 0.0)
+            if run.exit_code == _EXIT_COMPILE:
+                log_text = _read_log(out / "compile.log")
+                if "virtual memory exhausted" in log_text or "out of memory" in log_text:
+                    return Build(Verdict.RESOURCE_LIMIT, f"the compiler ran out of memory: {log_text}", None, 0.0)
+                return Build(Verdict.COMPILE_ERROR, log_text, None, 0.0)
+            if run.exit_code is None:
+                return Build(Verdict.RESOURCE_LIMIT, f"the compiler was stopped: {run.describe()}", None, 0.0)
+            if run.exit_code not in (0, _EXIT_LINK):
+                raise SandboxError(f"inspecting the object failed ({run.describe()}): {run.stderr[-300:]!r}")
+            reason = policy.check_preprocessed(_read(out / "cand.i"))
+            reason = reason or policy.check_sections(_read(out / "sections.txt"), _read(out / "symtab.txt"))
+            if not reason and not libraries:
+                reason = policy.check_symbols(policy.parse_nm(_read(out / "symbols.txt")), problem.entry)
+            if reason:
+                return Build(Verdict.REJECTED, reason, None, 0.0)
+            if run.exit_code == _EXIT_LINK:
+                return Build(Verdict.COMPILE_ERROR, "link failed: " + _read_log(out / "link.log"), None, 0.0)
+            entry_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(out / "bench", entry_dir / "bench.tmp")
+            (entry_dir / "bench.tmp").chmod(0o755)
+            (entry_dir / "bench.tmp").replace(entry_dir / "bench")
+        return Build(Verdict.OK, "", entry_dir / "bench", 0.0)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def _read_log(path: Path) -> str:
+    """The compiler's messages, with the sandbox paths removed, cut to a readable length."""
+    text = _read(path).replace("/tmp/work/out/", "")
+    return text if len(text) <= _COMPILE_LOG_BYTES else text[:_COMPILE_LOG_BYTES] + "\n[... truncated]"

@@ -1,0 +1,45 @@
+"""Calibration: re-measure a fixed reference kernel now and then, so drifting or noisy nodes show.
+
+The kernel (bencher/kernels/reference_dgemm.c) goes through the same pipeline as any candidate,
+bypassing only the result cache; its median GFLOPS is attached to every result this bencher sends.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from bencher import metrics
+from bencher.node import KERNELS_DIR
+from bencher.pipeline import Evaluation, Pipeline
+from bus.schema import Verdict
+
+log = logging.getLogger(__name__)
+REFERENCE_KERNEL = KERNELS_DIR / "reference_dgemm.c"
+OPENBLAS_KERNEL = KERNELS_DIR / "openblas_dgemm.c"
+
+
+class Calibrator:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.interval_s = pipeline.config.calibration_interval_s
+        self.next_at = time.monotonic()
+
+    def due(self) -> bool:
+        return self.interval_s > 0 and time.monotonic() >= self.next_at
+
+    def calibrate(self) -> Evaluation:
+        """Measure the reference kernel and publish its figure (kept unchanged if the run failed)."""
+        self.next_at = time.monotonic() + self.interval_s
+        evaluation = self.pipeline.evaluate(
+            "dgemm", self.pipeline.config.calibration_size, Path(REFERENCE_KERNEL).read_text(), use_cache=False
+        )
+        if evaluation.verdict is Verdict.OK:
+            self.pipeline.calibration_gflops = evaluation.gflops_median
+            metrics.CALIBRATION_GFLOPS.set(evaluation.gflops_median)
+            metrics.CALIBRATION_TIMESTAMP.set(time.time())
+        else:
+            log.error("event=calibration_failed verdict=%s detail=%s", evaluation.verdict, evaluation.detail)
+        log.info("event=calibrated gflops=%.2f cv=%.4f", evaluation.gflops_median, evaluation.cv)
+        return evaluation

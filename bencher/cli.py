@@ -1,0 +1,95 @@
+"""`hpcrl bench-file` and `hpcrl bencher`: the pipeline on one local file, and the bus daemon."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from bencher.config import BencherConfig
+from bencher.registry import ProblemError, get_problem, problems
+from bus.cli import add_config_arguments, load_or_exit
+from bus.config import ConfigError, HpcrlConfig, read_toml, section
+from bus.daemon import setup_logging
+from bus.schema import MAX_SOURCE_BYTES
+
+
+def load_bencher_config(parser: argparse.ArgumentParser, path: str | None) -> tuple[HpcrlConfig, BencherConfig]:
+    bus_config = load_or_exit(parser, path)
+    try:
+        return bus_config, section(BencherConfig, read_toml(path), "bencher")
+    except ConfigError as error:
+        parser.exit(2, f"{parser.prog}: {error}\n")
+
+
+def bench_file(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="hpcrl bench-file",
+        description="Run the bencher's pipeline (checks, sandboxed compile and run, verification, timing) on one "
+        "C file, without a bus. Exit status 0 for every verdict; 2 for usage errors.",
+    )
+    parser.add_argument("file", help="C source defining the problem's entry point (e.g. dgemm)")
+    parser.add_argument("--problem", default="dgemm", help=f"problem id, one of {sorted(problems())}")
+    parser.add_argument("--size", type=int, help="problem size n (default: the problem's default)")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    parser.add_argument("--no-cache", action="store_true", help="measure even if this source was measured before")
+    add_config_arguments(parser)
+    args = parser.parse_args(argv)
+    setup_logging("WARNING" if args.log_level == "INFO" else args.log_level)
+    _, config = load_bencher_config(parser, args.config)
+    try:
+        problem = get_problem(args.problem)
+        if args.size is not None:
+            problem.check_size(args.size)
+    except ProblemError as error:
+        parser.exit(2, f"{parser.prog}: {error}\n")
+    path = Path(args.file)
+    try:
+        source = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        parser.exit(2, f"{parser.prog}: cannot read {path}: {error}\n")
+    if len(source.encode()) > MAX_SOURCE_BYTES:
+        parser.exit(2, f"{parser.prog}: {path} is larger than the {MAX_SOURCE_BYTES} bytes a candidate may have\n")
+
+    from bencher.pipeline import Pipeline  # the pipeline detects the node: only when a file will run
+
+    pipeline = Pipeline(config)
+    try:
+        evaluation = pipeline.evaluate(problem.id, args.size, source, use_cache=not args.no_cache)
+    finally:
+        pipeline.close()
+    report = {
+        "verdict": evaluation.verdict.value,
+        "gflops": evaluation.gflops_median,
+        "problem": problem.id,
+        "size": args.size or problem.default_size,
+        **{k: v for k, v in evaluation.result_fields().items() if k != "verdict"},
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"verdict: {evaluation.verdict.value}")
+        if evaluation.gflops_median:
+            print(
+                f"gflops:  {evaluation.gflops_median:.2f} median (min {evaluation.gflops_min:.2f}, "
+                f"max {evaluation.gflops_max:.2f}, cv {evaluation.cv:.1%}, {evaluation.repetitions} timed calls)"
+            )
+        print(f"detail:  {evaluation.detail}")
+        print(f"node:    {evaluation.node_class}, {evaluation.threads} thread(s); cached: {evaluation.cached}")
+    return 0
+
+
+def run_bencher(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="hpcrl bencher", description="Run the benchmark daemon: take candidates from the bus, return results."
+    )
+    add_config_arguments(parser)
+    parser.add_argument("--name", help="worker name on the bus (overrides bencher.name)")
+    parser.add_argument("--metrics-port", type=int, help="Prometheus port (overrides bencher.metrics_port)")
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    bus_config, config = load_bencher_config(parser, args.config)
+
+    from bencher.daemon import serve
+
+    return serve(bus_config, config, name=args.name, metrics_port=args.metrics_port)

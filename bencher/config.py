@@ -1,0 +1,85 @@
+"""`[bencher]`: configuration of the benchmark pipeline and daemon (`hpcrl bencher`, `hpcrl bench-file`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bus.config import ConfigError
+
+GIB = 1 << 30
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class BencherConfig:
+    name: str = ""
+    """Worker name on the bus; empty: `bencher-<host>-<pid>`."""
+    cache_dir: str = "hpcrl-bencher-cache"
+    """Directory of the build cache (binaries) and the result cache (SQLite); survives restarts."""
+    result_cache: bool = True
+    """Answer a candidate seen before (same problem, size, normalized source, compiler, flags and
+    node class) from the result cache instead of measuring it again."""
+    compiler: str = ""
+    """`gcc` or `clang`; empty: the problem's own choice."""
+    threads: int = 0
+    """Threads a candidate may use; 0: SLURM_CPUS_PER_TASK, else the CPUs this process may run on."""
+    node_class: str = ""
+    """Name of this kind of node (results are cached per class); empty: CPU model and thread count."""
+    peak_gflops: float = 0.0
+    """Declared double-precision peak of `threads` cores; 0: measured at start with an FMA probe."""
+    peak_margin: float = 1.25
+    """A result faster than peak_gflops x this is physically impossible and rejected."""
+    warmup_reps: int = 1
+    """Verified but untimed calls before the timed ones (page faults, caches, thread start-up)."""
+    min_reps: int = 3
+    """Timed calls always made."""
+    max_reps: int = 30
+    """Timed calls at most."""
+    max_measure_s: float = 1.0
+    """Stop timing once the timed calls add up to this (after min_reps)."""
+    cv_target: float = 0.02
+    """Stop timing once the coefficient of variation of the timed calls is below this (after min_reps)."""
+    call_timeout_max_s: float = 10.0
+    """Upper bound of one call's time limit (which is otherwise set by the problem's min_gflops)."""
+    run_memory_bytes: int = 4 * GIB
+    """Address-space limit of a candidate's process."""
+    run_processes: int = 256
+    """Process/thread limit of the sandbox uid while a candidate runs."""
+    compile_timeout_s: float = 20.0
+    """Wall-clock limit of compiling and linking one candidate."""
+    compile_memory_bytes: int = 2 * GIB
+    """Address-space limit of the compiler."""
+    outside_cpu_s_per_call: float = 0.002
+    """CPU seconds a candidate's process may use between two calls (OpenMP threads going to sleep);
+    more means it computes outside the timed call, which is rejected."""
+    calibration_interval_s: float = 600.0
+    """Seconds between re-measurements of the reference kernel; 0 disables calibration."""
+    calibration_size: int = 512
+    """Size at which the reference kernel (dgemm) is measured."""
+    sandbox_uid: int = 65534
+    """Unprivileged uid (and gid) candidates and the compiler run as, when the bencher runs as root."""
+    drain_timeout_s: float = 20.0
+    """On SIGTERM, how long an in-flight candidate may still run before it is handed back."""
+    metrics_port: int = 0
+    """Port of the Prometheus /metrics endpoint on metrics_address; 0 disables it."""
+    metrics_address: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        if self.compiler not in ("", "gcc", "clang"):
+            raise ConfigError(f"bencher.compiler = {self.compiler!r}: use 'gcc', 'clang' or '' (the problem's)")
+        if self.threads < 0:
+            raise ConfigError("bencher.threads must be >= 0 (0: from the allocation)")
+        if self.peak_gflops < 0 or self.peak_margin < 1:
+            raise ConfigError("bencher.peak_gflops must be >= 0 (0: measure) and bencher.peak_margin >= 1")
+        if not 0 <= self.warmup_reps <= 100 or not 1 <= self.min_reps <= self.max_reps <= 10_000:
+            raise ConfigError("bencher: need 0 <= warmup_reps <= 100 and 1 <= min_reps <= max_reps <= 10000")
+        if self.max_measure_s <= 0 or self.cv_target < 0 or self.call_timeout_max_s <= 0:
+            raise ConfigError("bencher.max_measure_s and call_timeout_max_s must be > 0, cv_target >= 0")
+        if self.run_memory_bytes < 256 * MIB or self.compile_memory_bytes < 256 * MIB:
+            raise ConfigError("bencher.run_memory_bytes and compile_memory_bytes must be >= 256 MiB")
+        if self.compile_timeout_s <= 0 or self.drain_timeout_s < 0 or self.calibration_interval_s < 0:
+            raise ConfigError("bencher.compile_timeout_s must be > 0; drain_timeout_s, calibration_interval_s >= 0")
+        if self.run_processes < 8:
+            raise ConfigError("bencher.run_processes must be >= 8 (OpenMP threads count as processes)")
+        if not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"bencher.metrics_port = {self.metrics_port} is not a TCP port (0 disables)")

@@ -1,0 +1,125 @@
+"""The bencher daemon: one candidate at a time from the bus, evaluated while the bus keeps flowing.
+
+The main thread owns the bus connection (zmq sockets live in one thread) and only pumps it, so
+heartbeats continue however long a benchmark runs; one evaluation thread runs the pipeline. On
+SIGTERM the daemon takes no new candidates, lets the running one finish for up to
+drain_timeout_s, else kills its run and hands the candidate back to the broker, then exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from bencher import metrics
+from bencher.calibration import Calibrator
+from bencher.config import BencherConfig
+from bencher.pipeline import Evaluation, Pipeline
+from bencher.sandbox import SandboxError
+from bus import metrics as bus_metrics
+from bus.config import HpcrlConfig
+from bus.daemon import log_config, on_stop_signal
+from bus.schema import Candidate, Verdict
+from bus.worker import BusWorker
+
+log = logging.getLogger(__name__)
+PUMP_INTERVAL_S = 0.05
+"""How long the main loop waits on the bus per turn: bounds the delay of noticing a finished run."""
+
+
+class Job:
+    """One evaluation running on the evaluation thread: a candidate's, or a calibration (candidate None)."""
+
+    def __init__(self, future: Future[Evaluation], candidate: Candidate | None, cancel: threading.Event) -> None:
+        self.future = future
+        self.candidate = candidate
+        self.cancel = cancel
+
+
+def serve(bus_config: HpcrlConfig, config: BencherConfig, name: str | None, metrics_port: int | None) -> int:
+    log_config(__name__, config)
+    name = name or config.name or f"bencher-{socket.gethostname()}-{os.getpid()}"
+    try:
+        pipeline = Pipeline(config)
+    except SandboxError as error:
+        log.error("event=cannot_start error=%s", error)
+        return 1
+    port = config.metrics_port if metrics_port is None else metrics_port
+    bus_metrics.serve_metrics(port, config.metrics_address)
+    metrics.PEAK_GFLOPS.set(pipeline.node.peak_gflops)
+    metrics.THREADS.set(pipeline.node.threads)
+    log.info(
+        "event=started name=%s host=%s slurm_job_id=%s threads=%d cpus=%s node_class=%r peak_gflops=%.1f",
+        name,
+        pipeline.node.host,
+        pipeline.node.slurm_job_id,
+        pipeline.node.threads,
+        ",".join(map(str, pipeline.node.cpus)),
+        pipeline.node.node_class,
+        pipeline.node.peak_gflops,
+    )
+    stop = threading.Event()
+    on_stop_signal(stop.set)
+    calibrator = Calibrator(pipeline)
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluation")
+    job: Job | None = None
+    drain_deadline = 0.0
+    with BusWorker(bus_config.bus, name, slots=1) as worker:
+        while True:
+            if stop.is_set() and not worker.draining:
+                worker.drain()
+                drain_deadline = time.monotonic() + config.drain_timeout_s
+                log.info("event=draining in_flight=%s", job.candidate.candidate_id if job and job.candidate else "")
+            if job is not None:
+                if job.future.done():
+                    _complete(worker, job)
+                    job = None
+                elif worker.draining and time.monotonic() > drain_deadline and not job.cancel.is_set():
+                    job.cancel.set()  # the sandbox kills the run; _complete hands the candidate back
+            elif worker.draining:
+                break
+            elif calibrator.due():
+                job = _start(executor, pipeline, None, calibrator)
+            else:
+                candidate = worker.next_candidate(timeout_s=0.0)
+                if candidate is not None:
+                    job = _start(executor, pipeline, candidate, calibrator)
+            worker.pump(PUMP_INTERVAL_S)
+            metrics.update_busy_ratio()
+    executor.shutdown(wait=True)
+    pipeline.close()
+    log.info("event=stopped name=%s", name)
+    return 0
+
+
+def _start(
+    executor: ThreadPoolExecutor, pipeline: Pipeline, candidate: Candidate | None, calibrator: Calibrator
+) -> Job:
+    cancel = threading.Event()
+    if candidate is None:
+        return Job(executor.submit(calibrator.calibrate), None, cancel)
+    log.info("event=candidate id=%s problem=%s size=%d", candidate.candidate_id, candidate.problem, candidate.size)
+    return Job(
+        executor.submit(pipeline.evaluate, candidate.problem, candidate.size, candidate.source, cancel),
+        candidate,
+        cancel,
+    )
+
+
+def _complete(worker: BusWorker, job: Job) -> None:
+    try:
+        evaluation = job.future.result()
+    except Exception as error:  # our own bug: logged with its traceback, never charged to the candidate
+        log.exception("event=evaluation_failed")
+        evaluation = Evaluation(Verdict.INFRA_ERROR, f"bencher fault: {type(error).__name__}: {error}")
+    if job.candidate is None:
+        return
+    if job.cancel.is_set():
+        worker.release([job.candidate], "bencher stopping")
+        log.info("event=released id=%s", job.candidate.candidate_id)
+        return
+    worker.finish(job.candidate, **evaluation.result_fields())

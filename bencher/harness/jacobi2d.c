@@ -1,0 +1,65 @@
+/* Harness of problem `jacobi2d`: one Jacobi sweep of the 5-point Laplace stencil on an n x n grid.
+ *
+ * out[i][j] = 0.25 * (in[i-1][j] + in[i+1][j] + in[i][j-1] + in[i][j+1]) for 0 < i, j < n-1;
+ * the boundary rows and columns of out are copied from in. Inputs are in [-1, 1), so an interior
+ * value summed in any order is within 4 eps of the reference (4 operands of magnitude <= 1, scaled
+ * by an exact 0.25); boundary values must be exact. Always a full comparison: it is O(n^2).
+ */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "monitor.h"
+
+void jacobi2d(int n, const double *in, double *out);
+
+struct problem {
+    long n;
+    double tolerance;
+    double *IN, *OUT; /* shared with the candidate */
+    double *in, *out; /* private */
+};
+
+problem *problem_setup(const problem_params *params, void *(*shared_alloc)(size_t bytes)) {
+    size_t n = (size_t)params->n, bytes = n * n * sizeof(double);
+    problem *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->n = params->n;
+    p->tolerance = params->tolerance;
+    p->IN = shared_alloc(bytes);
+    p->OUT = shared_alloc(bytes);
+    p->in = malloc(bytes);
+    p->out = malloc(bytes);
+    if (!p->IN || !p->OUT || !p->in || !p->out) return NULL;
+    return p;
+}
+
+void problem_fill(problem *p, rng_t *rng) {
+    size_t count = (size_t)(p->n * p->n);
+    for (size_t i = 0; i < count; i++) p->in[i] = rng_uniform(rng);
+    memcpy(p->IN, p->in, count * sizeof(double));
+    for (size_t i = 0; i < count; i++) p->OUT[i] = NAN;
+}
+
+void problem_call(problem *p) { jacobi2d((int)p->n, p->IN, p->OUT); }
+
+void problem_snapshot(problem *p) { memcpy(p->out, p->OUT, (size_t)(p->n * p->n) * sizeof(double)); }
+
+int problem_verify(problem *p, rng_t *rng, double *max_error, double *bound) {
+    (void)rng;
+    long n = p->n;
+    const double *u = p->in;
+    double err = 0.0;
+    *bound = p->tolerance * 4.0 * DBL_EPSILON;
+    for (long i = 0; i < n; i++)
+        for (long j = 0; j < n; j++) {
+            int edge = i == 0 || j == 0 || i == n - 1 || j == n - 1;
+            double want = edge ? u[i * n + j]
+                               : 0.25 * (u[(i - 1) * n + j] + u[(i + 1) * n + j] + u[i * n + j - 1] + u[i * n + j + 1]);
+            double e = fabs(p->out[i * n + j] - want);
+            if (isnan(e) || e > err) err = e;
+        }
+    *max_error = err;
+    return err <= *bound;
+}

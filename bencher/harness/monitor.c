@@ -1,0 +1,259 @@
+/* The trusted benchmark monitor: fork the candidate, time each call, verify each output.
+ *
+ * Usage: bench n=512 full_check_max_n=256 tolerance=1 warmup=1 min_reps=3 max_reps=30
+ *              max_seconds=1 cv_target=0.02 call_timeout_s=10
+ * Records go to the file descriptor named by $HPCRL_CHANNEL_FD, one line each (docs/bencher.md):
+ *   rep <index> <warm|timed> <seconds> <max_error> <bound> <outside_cpu_s>
+ *   fail <verdict> <detail...>
+ *   done <timed_reps>
+ *
+ * Why a fork: the candidate is arbitrary C in our address space otherwise, and could rewrite the
+ * start time, the random state or the verdict. Here the child shares only the problem's buffers
+ * (MAP_SHARED); the monitor is made non-dumpable, so the child (same uid) can neither ptrace it
+ * nor open its /proc/PID/fd/ to write fake records; the random state is seeded after the fork,
+ * so the child's copy of our memory predicts nothing. Timing is the monitor's CLOCK_MONOTONIC
+ * around a pipe round trip, and the child's CPU clock is read at each hand-over so that work done
+ * between calls (a background thread precomputing) is measured and reported.
+ */
+#define _GNU_SOURCE
+#include "monitor.h"
+
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_REPS_LIMIT 10000
+
+static FILE *channel;
+static pid_t child_pid;
+
+static void emit(const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    vfprintf(channel, format, args);
+    va_end(args);
+    fputc('\n', channel);
+    fflush(channel);
+}
+
+static void stop_child(void) {
+    if (child_pid > 0) {
+        kill(child_pid, SIGKILL);
+        waitpid(child_pid, NULL, 0);
+        child_pid = 0;
+    }
+}
+
+/* Report a verdict about the candidate and end the run. exit 0: the monitor itself worked. */
+static void fail(const char *verdict, const char *format, ...) {
+    char detail[512];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(detail, sizeof detail, format, args);
+    va_end(args);
+    stop_child();
+    emit("fail %s %s", verdict, detail);
+    exit(0);
+}
+
+/* Our own fault (bad arguments, no memory for the harness): exit 2, the bencher says infra_error. */
+static void infra(const char *what) {
+    stop_child();
+    emit("fail infra_error %s", what);
+    exit(2);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t rng_next(rng_t *r) {
+    uint64_t result = rotl(r->s[1] * 5, 7) * 9, t = r->s[1] << 17;
+    r->s[2] ^= r->s[0];
+    r->s[3] ^= r->s[1];
+    r->s[1] ^= r->s[2];
+    r->s[0] ^= r->s[3];
+    r->s[2] ^= t;
+    r->s[3] = rotl(r->s[3], 45);
+    return result;
+}
+
+double rng_uniform(rng_t *rng) { return (double)(rng_next(rng) >> 11) * 0x1.0p-52 - 1.0; }
+
+static void rng_seed(rng_t *rng) {
+    if (getrandom(rng->s, sizeof rng->s, 0) != (ssize_t)sizeof rng->s) infra("getrandom failed");
+}
+
+/* A buffer shared with the candidate's process, with an inaccessible guard page on each side:
+ * writing past either end crashes instead of silently landing in another buffer. */
+static void *shared_alloc(size_t bytes) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), span = (bytes + page - 1) / page * page;
+    char *p = mmap(NULL, span + 2 * page, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    if (mprotect(p + page, span, PROT_READ | PROT_WRITE) != 0) return NULL;
+    /* Start 64-byte aligned (aligned vector loads work), end at most 56 bytes before the guard. */
+    return p + page + ((span - bytes) & ~(size_t)63);
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static double cpu_s(clockid_t clock) {
+    struct timespec t;
+    if (clock_gettime(clock, &t) != 0) return 0.0; /* the child is gone: the read of `done` says so */
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static const char *signal_verdict(int sig) {
+    /* Limits we set end a program with these; everything else is the candidate crashing. */
+    return (sig == SIGXCPU || sig == SIGXFSZ || sig == SIGKILL) ? "resource_limit" : "crash";
+}
+
+static void child_died(int status) {
+    child_pid = 0;
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        fail(signal_verdict(sig), "candidate killed by signal %d (%s)", sig, strsignal(sig));
+    }
+    fail("crash", "candidate process ended with exit status %d during a call", WEXITSTATUS(status));
+}
+
+static void child_loop(problem *p, int go_fd, int done_fd) {
+    char token;
+    while (read(go_fd, &token, 1) == 1) {
+        problem_call(p);
+        if (write(done_fd, &token, 1) != 1) _exit(0);
+    }
+    _exit(0);
+}
+
+typedef struct {
+    long n, full_check_max_n, warmup, min_reps, max_reps;
+    double tolerance, max_seconds, cv_target, call_timeout_s;
+} options;
+
+static void parse_args(int argc, char **argv, options *o) {
+    *o = (options){.n = 0, .full_check_max_n = 256, .warmup = 1, .min_reps = 3, .max_reps = 30, .tolerance = 1.0,
+                   .max_seconds = 1.0, .cv_target = 0.02, .call_timeout_s = 10.0};
+    for (int i = 1; i < argc; i++) {
+        char *eq = strchr(argv[i], '=');
+        if (!eq) infra("arguments are key=value");
+        *eq = '\0';
+        const char *key = argv[i], *value = eq + 1;
+        if (!strcmp(key, "n")) o->n = atol(value);
+        else if (!strcmp(key, "full_check_max_n")) o->full_check_max_n = atol(value);
+        else if (!strcmp(key, "warmup")) o->warmup = atol(value);
+        else if (!strcmp(key, "min_reps")) o->min_reps = atol(value);
+        else if (!strcmp(key, "max_reps")) o->max_reps = atol(value);
+        else if (!strcmp(key, "tolerance")) o->tolerance = atof(value);
+        else if (!strcmp(key, "max_seconds")) o->max_seconds = atof(value);
+        else if (!strcmp(key, "cv_target")) o->cv_target = atof(value);
+        else if (!strcmp(key, "call_timeout_s")) o->call_timeout_s = atof(value);
+        else infra("unknown argument");
+    }
+    if (o->n < 1 || o->warmup < 0 || o->min_reps < 1 || o->max_reps < o->min_reps || o->max_reps > MAX_REPS_LIMIT ||
+        o->call_timeout_s <= 0 || o->tolerance <= 0)
+        infra("arguments out of range");
+}
+
+/* Coefficient of variation (std / mean) of the timed repetitions so far. */
+static double cv_of(const double *t, long count) {
+    double mean = 0.0, var = 0.0;
+    for (long i = 0; i < count; i++) mean += t[i];
+    mean /= (double)count;
+    for (long i = 0; i < count; i++) var += (t[i] - mean) * (t[i] - mean);
+    return count > 1 && mean > 0 ? sqrt(var / (double)(count - 1)) / mean : INFINITY;
+}
+
+int main(int argc, char **argv) {
+    const char *fd_text = getenv("HPCRL_CHANNEL_FD");
+    channel = fd_text ? fdopen(atoi(fd_text), "w") : NULL;
+    if (!channel) {
+        fprintf(stderr, "bench: HPCRL_CHANNEL_FD must name the result channel\n");
+        return 2;
+    }
+    prctl(PR_SET_DUMPABLE, 0); /* see the header comment: no ptrace, no /proc/PID/fd from the child */
+    options o;
+    parse_args(argc, argv, &o);
+    problem_params params = {.n = o.n, .full_check_max_n = o.full_check_max_n, .tolerance = o.tolerance};
+    problem *p = problem_setup(&params, shared_alloc);
+    if (!p) fail("resource_limit", "inputs for n=%ld do not fit in the memory limit", o.n);
+    int go[2], done[2];
+    if (pipe(go) || pipe(done)) infra("pipe failed");
+    fflush(NULL);
+    child_pid = fork();
+    if (child_pid < 0) infra("fork failed");
+    if (child_pid == 0) {
+        fclose(channel); /* the child never holds the result channel */
+        close(go[1]);
+        close(done[0]);
+        child_loop(p, go[0], done[1]);
+    }
+    close(go[0]);
+    close(done[1]);
+    signal(SIGPIPE, SIG_IGN);
+    rng_t rng;
+    rng_seed(&rng);
+    clockid_t child_clock;
+    if (clock_getcpuclockid(child_pid, &child_clock) != 0) infra("clock_getcpuclockid failed");
+
+    double *timed = malloc(sizeof(double) * (size_t)o.max_reps);
+    if (!timed) infra("out of memory for timings");
+    long timed_count = 0;
+    double timed_total = 0.0, cpu_after_previous = -1.0;
+    for (long rep = 0;; rep++) {
+        problem_fill(p, &rng);
+        double cpu_before = cpu_s(child_clock);
+        double outside = cpu_after_previous < 0 ? 0.0 : cpu_before - cpu_after_previous;
+        char token = 'g';
+        double t0 = now_s();
+        if (write(go[1], &token, 1) != 1) infra("cannot signal the candidate process");
+        struct pollfd waiter = {.fd = done[0], .events = POLLIN};
+        int ready;
+        do {
+            double left = o.call_timeout_s - (now_s() - t0);
+            ready = left > 0 ? poll(&waiter, 1, (int)(left * 1000) + 1) : 0;
+        } while (ready < 0 && errno == EINTR);
+        if (ready == 0) fail("timeout", "a call took longer than %.3g s", o.call_timeout_s);
+        ssize_t got = read(done[0], &token, 1);
+        double t1 = now_s();
+        if (got != 1) {
+            int status;
+            waitpid(child_pid, &status, 0);
+            child_died(status);
+        }
+        cpu_after_previous = cpu_s(child_clock);
+        problem_snapshot(p);
+        double max_error, bound;
+        int correct = problem_verify(p, &rng, &max_error, &bound);
+        int warm = rep < o.warmup;
+        emit("rep %ld %s %.9e %.3e %.3e %.6e", rep, warm ? "warm" : "timed", t1 - t0, max_error, bound, outside);
+        if (!correct)
+            fail("wrong_answer", "repetition %ld: max error %.3g exceeds the bound %.3g (NaN/Inf count as wrong)",
+                 rep, max_error, bound);
+        if (warm) continue;
+        timed[timed_count++] = t1 - t0;
+        timed_total += t1 - t0;
+        if (timed_count >= o.min_reps &&
+            (timed_count >= o.max_reps || timed_total >= o.max_seconds || cv_of(timed, timed_count) <= o.cv_target))
+            break;
+    }
+    close(go[1]); /* the child's read sees EOF and it exits */
+    int status;
+    waitpid(child_pid, &status, 0);
+    child_pid = 0;
+    emit("done %ld", timed_count);
+    return 0;
+}

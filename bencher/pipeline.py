@@ -1,0 +1,160 @@
+"""The benchmark pipeline: result cache -> static checks -> compile -> link -> sandboxed run -> verify -> time.
+
+`Pipeline.evaluate` is the whole of what a bencher does to one candidate; the daemon and
+`hpcrl bench-file` both call it. Outcomes are data: every path returns an `Evaluation` with a
+verdict, never raises for anything a candidate did.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from bencher import metrics
+from bencher.build import Builder
+from bencher.cache import ResultCache, result_key
+from bencher.config import BencherConfig
+from bencher.measure import Measurement, measure
+from bencher.node import Node, detect_node
+from bencher.registry import get_problem
+from bencher.sandbox import Sandbox
+from bus.schema import Verdict
+
+log = logging.getLogger(__name__)
+DETAIL_MAX_CHARS = 4096
+"""Result.detail's limit on the wire."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What the bencher found out about one candidate: the fields of its `Result` message."""
+
+    verdict: Verdict
+    detail: str = ""
+    gflops_median: float = 0.0
+    gflops_min: float = 0.0
+    gflops_max: float = 0.0
+    cv: float = 0.0
+    repetitions: int = 0
+    compile_s: float = 0.0
+    run_s: float = 0.0
+    cached: bool = False
+    calibration_gflops: float = 0.0
+    host: str = ""
+    slurm_job_id: str = ""
+    threads: int = 0
+    node_class: str = ""
+
+    def result_fields(self) -> dict[str, Any]:
+        fields = asdict(self)
+        fields["verdict"] = self.verdict
+        fields["detail"] = self.detail[:DETAIL_MAX_CHARS]
+        return fields
+
+
+class Pipeline:
+    def __init__(self, config: BencherConfig, sandbox: Sandbox | None = None, node: Node | None = None) -> None:
+        self.config = config
+        self.sandbox = sandbox or Sandbox(uid=config.sandbox_uid)
+        self.node = node or detect_node(config)
+        self.builder = Builder(config, self.sandbox)
+        self.results = ResultCache(Path(config.cache_dir) / "results.sqlite") if config.result_cache else None
+        self.calibration_gflops = 0.0
+        """The latest figure of the reference kernel (set by bencher.calibration); travels with every result."""
+
+    def evaluate(
+        self,
+        problem_name: str,
+        size: int | None,
+        source: str,
+        cancel: threading.Event | None = None,
+        use_cache: bool = True,
+        trusted_libraries: tuple[str, ...] = (),
+    ) -> Evaluation:
+        """Judge and measure one source. Unknown problems and sizes are the submitter's mistake and
+        come back as `rejected` (a bus candidate must get a result, never an exception)."""
+        started = time.monotonic()
+        evaluation = self._evaluate(problem_name, size, source, cancel, use_cache, trusted_libraries)
+        evaluation = replace(
+            evaluation,
+            calibration_gflops=self.calibration_gflops,
+            host=self.node.host,
+            slurm_job_id=self.node.slurm_job_id,
+            threads=self.node.threads,
+            node_class=self.node.node_class,
+        )
+        metrics.observe(evaluation, time.monotonic() - started)
+        log.info(
+            "event=evaluated problem=%s size=%s verdict=%s gflops=%.2f cached=%s compile_s=%.3f run_s=%.3f",
+            problem_name,
+            size,
+            evaluation.verdict,
+            evaluation.gflops_median,
+            evaluation.cached,
+            evaluation.compile_s,
+            evaluation.run_s,
+        )
+        return evaluation
+
+    def _evaluate(
+        self,
+        problem_name: str,
+        size: int | None,
+        source: str,
+        cancel: threading.Event | None,
+        use_cache: bool,
+        trusted_libraries: tuple[str, ...],
+    ) -> Evaluation:
+        try:
+            problem = get_problem(problem_name)
+            n = problem.default_size if size is None else size
+            problem.check_size(n)
+        except ValueError as error:
+            return Evaluation(Verdict.REJECTED, str(error))
+        key = result_key(self.builder.build_key(problem, source, trusted_libraries), n, self.node.node_class)
+        if use_cache and self.results:
+            hit = self.results.get(key)
+            if hit:
+                metrics.CACHE_HITS.labels("result").inc()
+                return replace(Evaluation(**{**hit, "verdict": Verdict(hit["verdict"])}), cached=True)
+        build = self.builder.build(problem, source, trusted_libraries)
+        if build.cached:
+            metrics.CACHE_HITS.labels("build").inc()
+        if build.verdict is not Verdict.OK or build.binary is None:
+            evaluation = Evaluation(build.verdict, build.detail, compile_s=build.compile_s)
+        else:
+            metrics.COMPILE_SECONDS.observe(build.compile_s)
+            measurement = measure(build.binary, problem, n, self.config, self.node, self.sandbox, cancel)
+            metrics.RUN_SECONDS.observe(measurement.run_s)
+            evaluation = _evaluation_of(measurement, build.compile_s)
+        if use_cache and self.results:
+            stored = asdict(evaluation)
+            stored["verdict"] = str(evaluation.verdict)
+            self.results.put(key, evaluation.verdict, stored)
+        return evaluation
+
+    def close(self) -> None:
+        if self.results:
+            self.results.close()
+
+
+def _evaluation_of(measurement: Measurement, compile_s: float) -> Evaluation:
+    gflops = measurement.gflops if measurement.verdict is Verdict.OK else ()
+    detail = measurement.detail
+    if measurement.output and measurement.verdict is not Verdict.OK:
+        detail += f"; candidate output: {measurement.output[:300]!r}"
+    return Evaluation(
+        verdict=measurement.verdict,
+        detail=detail,
+        gflops_median=measurement.gflops_median if gflops else 0.0,
+        gflops_min=min(gflops, default=0.0),
+        gflops_max=max(gflops, default=0.0),
+        cv=measurement.cv if gflops else 0.0,
+        repetitions=len(measurement.seconds),
+        compile_s=compile_s,
+        run_s=measurement.run_s,
+    )

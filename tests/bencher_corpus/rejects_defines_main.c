@@ -1,0 +1,19 @@
+/* expect: rejected
+ * why: defines a global main, which would clash with (or replace) the harness's own.
+ * detail: main
+ */
+int main(void)
+{
+    return 0;
+}
+
+void dgemm(int n, const double *A, const double *B, double *C)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0.0;
+            for (int k = 0; k < n; k++)
+                s += A[i * n + k] * B[k * n + j];
+            C[i * n + j] = s;
+        }
+}

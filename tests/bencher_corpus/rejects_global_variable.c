@@ -1,0 +1,17 @@
+/* expect: rejected
+ * why: a non-static file-scope variable is a global data symbol.
+ * detail: call_count
+ */
+long call_count;
+
+void dgemm(int n, const double *A, const double *B, double *C)
+{
+    call_count++;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0.0;
+            for (int k = 0; k < n; k++)
+                s += A[i * n + k] * B[k * n + j];
+            C[i * n + j] = s;
+        }
+}

@@ -1,0 +1,17 @@
+/* expect: rejected
+ * why: #include </etc/passwd> with an absolute path inside angle brackets; gcc would
+ *      echo the file back in its error messages, which go to the policy.
+ * detail: include
+ */
+#include </etc/passwd>
+
+void dgemm(int n, const double *A, const double *B, double *C)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0.0;
+            for (int k = 0; k < n; k++)
+                s += A[i * n + k] * B[k * n + j];
+            C[i * n + j] = s;
+        }
+}

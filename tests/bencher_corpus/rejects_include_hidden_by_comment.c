@@ -1,0 +1,17 @@
+/* expect: rejected
+ * why: a comment between the # and the word include is legal C (see the directive
+ *      below); the checker must strip comments before matching directives.
+ * detail: include
+ */
+#/* nothing to see */include "/etc/hostname"
+
+void dgemm(int n, const double *A, const double *B, double *C)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0.0;
+            for (int k = 0; k < n; k++)
+                s += A[i * n + k] * B[k * n + j];
+            C[i * n + j] = s;
+        }
+}

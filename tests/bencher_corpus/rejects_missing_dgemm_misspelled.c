@@ -1,0 +1,14 @@
+/* expect: rejected
+ * why: defines dgem (typo) and no dgemm; the object lacks the one required symbol.
+ * detail: dgemm
+ */
+void dgem(int n, const double *A, const double *B, double *C)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0.0;
+            for (int k = 0; k < n; k++)
+                s += A[i * n + k] * B[k * n + j];
+            C[i * n + j] = s;
+        }
+}

@@ -1,0 +1,17 @@
+/* expect: rejected
+ * why: #pragma GCC poison is harmless, but it is not on the pragma allowlist (omp, GCC
+ *      unroll/ivdep/optimize/push_options/pop_options/target, unroll).
+ * detail: pragma
+ */
+#pragma GCC poison gets
+
+void dgemm(int n, const double *A, const double *B, double *C)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0.0;
+            for (int k = 0; k < n; k++)
+                s += A[i * n + k] * B[k * n + j];
+            C[i * n + j] = s;
+        }
+}

@@ -1,0 +1,68 @@
+"""Helpers shared by the bencher tests: a fast test configuration and the leak checks."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from bencher.config import BencherConfig
+
+SANDBOX_UID = 65534
+CORPUS = Path(__file__).parent / "bencher_corpus"
+LADDER = Path(__file__).parent / "bencher_ladder"
+
+
+def fast_config(cache_dir: Path, **overrides: object) -> BencherConfig:
+    """Production checks with short measurement budgets, so the suite stays fast."""
+    settings: dict[str, object] = dict(
+        cache_dir=str(cache_dir),
+        result_cache=False,
+        min_reps=2,
+        max_reps=10,
+        max_measure_s=0.2,
+        call_timeout_max_s=1.5,
+        compile_timeout_s=10.0,
+        run_memory_bytes=1 << 30,
+        calibration_interval_s=0.0,
+    )
+    settings.update(overrides)
+    return BencherConfig(**settings)  # type: ignore[arg-type]
+
+
+def expectations(path: Path) -> tuple[set[str], str]:
+    """The verdicts a corpus file says it must get (`expect: a|b`) and a detail substring, if any."""
+    header = path.read_text().split("*/", 1)[0]
+    verdicts = re.search(r"expect:\s*([\w|]+)", header)
+    assert verdicts, f"{path.name} has no `expect:` line"
+    detail = re.search(r"detail:\s*(.+)", header)
+    return set(verdicts.group(1).split("|")), detail.group(1).strip() if detail else ""
+
+
+def sandbox_processes() -> list[str]:
+    """Processes still running as the sandbox uid (a candidate, a compiler, bwrap)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        uid = re.search(r"^Uid:\s+(\d+)", status, re.MULTILINE)
+        if uid and int(uid.group(1)) == SANDBOX_UID:
+            found.append(f"{entry.name}: {(entry / 'cmdline').read_bytes()[:80]!r}")
+    return found
+
+
+def temp_dirs() -> set[str]:
+    """The bencher's host temp dirs (builds and runs) that exist now: compare before and after."""
+    return {p.name for p in Path(tempfile.gettempdir()).glob("hpcrl-*-*") if p.is_dir() and _ours(p)}
+
+
+def _ours(path: Path) -> bool:
+    try:
+        return path.stat().st_uid in (SANDBOX_UID, os.getuid())
+    except OSError:
+        return False

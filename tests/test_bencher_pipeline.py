@@ -1,0 +1,134 @@
+"""The pipeline against an adversary: every corpus candidate gets its expected verdict, nothing leaks,
+and honest candidates are measured in the order their optimisations promise."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bencher.node import Node, detect_node
+from bencher.pipeline import Pipeline
+from bus.schema import Verdict
+from tests.bencher_support import CORPUS, LADDER, expectations, fast_config, sandbox_processes, temp_dirs
+
+CORPUS_SIZE = 128
+CORPUS_FILES = sorted(CORPUS.glob("*.c"))
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Node:
+    return detect_node(fast_config(tmp_path_factory.mktemp("node")))
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory, node: Node) -> Iterator[Pipeline]:
+    pipeline = Pipeline(fast_config(tmp_path_factory.mktemp("bencher")), node=node)
+    yield pipeline
+    pipeline.close()
+
+
+def test_the_corpus_is_large_enough_and_every_file_states_its_verdict() -> None:
+    assert len(CORPUS_FILES) >= 30
+    named = {verdict for path in CORPUS_FILES for verdict in expectations(path)[0]}
+    assert named <= {v.value for v in Verdict} and Verdict.INFRA_ERROR.value not in named
+    assert {"ok", "compile_error", "rejected", "wrong_answer", "timeout", "crash"} <= named
+
+
+@pytest.mark.parametrize("path", CORPUS_FILES, ids=[p.stem for p in CORPUS_FILES])
+def test_corpus_candidate_gets_its_verdict_and_leaves_nothing_behind(pipeline: Pipeline, path: Path) -> None:
+    verdicts, detail = expectations(path)
+    dirs_before = temp_dirs()
+    evaluation = pipeline.evaluate("dgemm", CORPUS_SIZE, path.read_text())
+    assert evaluation.verdict.value in verdicts, f"{path.name}: {evaluation.verdict} ({evaluation.detail})"
+    assert detail.lower() in evaluation.detail.lower()
+    if evaluation.verdict is Verdict.OK:
+        assert 0 < evaluation.gflops_min <= evaluation.gflops_median <= evaluation.gflops_max
+        assert evaluation.repetitions >= 2
+    else:
+        assert evaluation.gflops_median == 0.0
+    assert sandbox_processes() == []
+    assert temp_dirs() - dirs_before == set()
+
+
+def test_a_duplicate_is_answered_from_the_result_cache(tmp_path: Path, node: Node) -> None:
+    pipeline = Pipeline(fast_config(tmp_path, result_cache=True), node=node)
+    source = (CORPUS / "ok_naive.c").read_text()
+    first = pipeline.evaluate("dgemm", 128, source)
+    # Comments and spacing do not make a different candidate.
+    second = pipeline.evaluate("dgemm", 128, "/* same */\n" + source.replace("\n", "\n\n"))
+    pipeline.close()
+    assert first.verdict is Verdict.OK and not first.cached
+    assert second.cached and second.verdict is Verdict.OK and second.gflops_median == first.gflops_median
+    reopened = Pipeline(fast_config(tmp_path, result_cache=True), node=node)
+    assert reopened.evaluate("dgemm", 128, source).cached, "the result cache survives a restart"
+    assert not reopened.evaluate("dgemm", 256, source).cached, "another size is another measurement"
+    reopened.close()
+
+
+def test_a_figure_above_the_node_peak_is_rejected_as_impossible(tmp_path: Path, node: Node) -> None:
+    slow_node = Node(node.host, "", node.cpus, node.threads, "tiny", peak_gflops=0.001)
+    pipeline = Pipeline(fast_config(tmp_path), node=slow_node)
+    evaluation = pipeline.evaluate("dgemm", 128, (CORPUS / "ok_naive.c").read_text())
+    pipeline.close()
+    assert evaluation.verdict is Verdict.REJECTED and "impossible" in evaluation.detail
+
+
+def test_unknown_problems_and_sizes_are_rejected_not_raised(pipeline: Pipeline) -> None:
+    source = (CORPUS / "ok_naive.c").read_text()
+    assert pipeline.evaluate("sgemm", 128, source).verdict is Verdict.REJECTED
+    assert "choose one of" in pipeline.evaluate("dgemm", 100, source).detail
+
+
+def test_the_second_problem_has_its_own_harness(pipeline: Pipeline) -> None:
+    good = """
+void jacobi2d(int n, const double *in, double *out) {
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            out[i*n+j] = (i == 0 || j == 0 || i == n-1 || j == n-1) ? in[i*n+j]
+                : 0.25 * (in[(i-1)*n+j] + in[(i+1)*n+j] + in[i*n+j-1] + in[i*n+j+1]);
+}"""
+    ok = pipeline.evaluate("jacobi2d", 256, good)
+    assert ok.verdict is Verdict.OK and ok.gflops_median > 0, ok.detail
+    skips_boundary = good.replace("? in[i*n+j]", "? 0.0")
+    assert pipeline.evaluate("jacobi2d", 256, skips_boundary).verdict is Verdict.WRONG_ANSWER
+    assert pipeline.evaluate("jacobi2d", 256, good.replace("jacobi2d", "dgemm")).verdict is Verdict.REJECTED
+
+
+def test_freivalds_check_catches_wrong_answers_at_large_sizes(pipeline: Pipeline) -> None:
+    wrong = (CORPUS / "ok_naive.c").read_text().replace("void dgemm", "static void dgemm_right")
+    wrong += """
+void dgemm(int n, const double *A, const double *B, double *C) {
+    dgemm_right(n, A, B, C);
+    C[(n / 2) * n + n / 3] += 1e-6;
+}"""
+    evaluation = pipeline.evaluate("dgemm", 512, wrong)
+    assert evaluation.verdict is Verdict.WRONG_ANSWER, evaluation.detail
+
+
+def ladder_rank(path: Path) -> int:
+    return int(path.read_text().split("rank:", 1)[1].split()[0].rstrip("*/"))
+
+
+def test_the_ladder_of_correct_implementations_is_measured_in_the_expected_order(tmp_path: Path, node: Node) -> None:
+    """Each rung beats the rung two below it (adjacent rungs can be close); medians of interleaved
+    rounds, because a background process can take a core for a while on this kind of machine."""
+    pipeline = Pipeline(fast_config(tmp_path, max_measure_s=0.3, min_reps=3), node=node)
+    rungs = sorted(LADDER.glob("*.c"), key=ladder_rank)
+    speeds: dict[str, list[float]] = {p.stem: [] for p in rungs}
+    for _ in range(2):
+        for path in rungs:
+            evaluation = pipeline.evaluate("dgemm", 512, path.read_text())
+            assert evaluation.verdict is Verdict.OK, f"{path.name}: {evaluation.detail}"
+            speeds[path.stem].append(evaluation.gflops_median)
+    pipeline.close()
+    median = {name: statistics.median(values) for name, values in speeds.items()}
+    by_rank: dict[int, list[float]] = {}
+    for path in rungs:
+        by_rank.setdefault(ladder_rank(path), []).append(median[path.stem])
+    ranks = sorted(by_rank)
+    for lower, higher in zip(ranks, ranks[2:], strict=False):
+        assert min(by_rank[higher]) > max(by_rank[lower]), median
+    assert max(by_rank[ranks[-1]]) > 10 * max(by_rank[ranks[0]]), median
