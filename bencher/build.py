@@ -12,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shlex
 import shutil
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -128,14 +130,15 @@ class Builder:
         if path.is_file():
             return path
         parts = []
+        unique = f"{os.getpid()}-{threading.get_ident()}"  # benchers sharing a cache dir may race here
         for source in (HARNESS_DIR / "monitor.c", problem.harness):
-            part = path.with_suffix(f".{source.stem}.o")
+            part = path.with_suffix(f".{source.stem}.{unique}.o")
             command = [compiler, *HARNESS_FLAGS, "-Wall", "-c", str(source), "-o", str(part)]
             result = subprocess.run(command, capture_output=True, text=True, timeout=120)
             if result.returncode != 0:
                 raise SandboxError(f"the trusted harness does not compile: {result.stderr[-500:]}")
             parts.append(part)
-        partial = path.with_suffix(".tmp")
+        partial = path.with_suffix(f".{unique}.tmp")
         subprocess.run(["ld", "-r", *map(str, parts), "-o", str(partial)], check=True, capture_output=True, timeout=60)
         partial.replace(path)
         for part in parts:

@@ -40,20 +40,38 @@ def expectations(path: Path) -> tuple[set[str], str]:
     return set(verdicts.group(1).split("|")), detail.group(1).strip() if detail else ""
 
 
-def sandbox_processes() -> list[str]:
-    """Processes still running as the sandbox uid (a candidate, a compiler, bwrap)."""
+def sandbox_processes(ancestor: int | None = None) -> list[str]:
+    """Processes running as the sandbox uid (a candidate, a compiler, bwrap) that descend from
+    `ancestor` (default: this process, which the sandbox makes their subreaper). Other test runs
+    on the same machine are not counted."""
+    ancestor = os.getpid() if ancestor is None else ancestor
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
+        status = _status(int(entry.name))
         uid = re.search(r"^Uid:\s+(\d+)", status, re.MULTILINE)
-        if uid and int(uid.group(1)) == SANDBOX_UID:
-            found.append(f"{entry.name}: {(entry / 'cmdline').read_bytes()[:80]!r}")
+        if uid and int(uid.group(1)) == SANDBOX_UID and _descends_from(int(entry.name), ancestor):
+            found.append(f"{entry.name}: {status.splitlines()[0]}")
     return found
+
+
+def _status(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return ""
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    for _ in range(64):
+        parent = re.search(r"^PPid:\s+(\d+)", _status(pid), re.MULTILINE)
+        if not parent or int(parent.group(1)) <= 1:
+            return False
+        pid = int(parent.group(1))
+        if pid == ancestor:
+            return True
+    return False
 
 
 def temp_dirs() -> set[str]:
