@@ -1,4 +1,4 @@
-"""The README's main command runs end to end and leaves a summary."""
+"""The README's main command runs the real system end to end and leaves a summary."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 from tests.conftest import REPO
 
 
-def test_demo_runs_candidates_through_the_bus_and_stops_every_process(tmp_path: Path) -> None:
+def test_demo_benchmarks_every_candidate_with_its_expected_verdict_and_stops_every_process(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     done = subprocess.run(
-        [sys.executable, "-m", "ops.cli", "demo", "--run-dir", str(run_dir), "--candidates", "5"],
+        [sys.executable, "-m", "ops.cli", "demo", "--run-dir", str(run_dir)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -21,7 +21,27 @@ def test_demo_runs_candidates_through_the_bus_and_stops_every_process(tmp_path: 
     )
     assert done.returncode == 0, done.stdout + done.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["submitted"] == summary["completed"] == 5
-    assert summary["exit_codes"] == [0, 0]
-    assert "5/5 results back" in done.stdout
-    assert (run_dir / "journal.sqlite").exists() and (run_dir / "bus.log").exists()
+    assert summary["submitted"] == summary["completed"] == 8
+    assert summary["exit_codes"] == {"bencher": 0, "bus": 0}
+    assert summary["as_expected"] and summary["calibration_gflops"] > 0
+    assert summary["counts"] == {"ok": 5, "wrong_answer": 1, "compile_error": 1, "rejected": 1}
+    candidates = {row["name"]: row for row in summary["candidates"]}
+    assert {name: row["verdict"] for name, row in candidates.items()} == {
+        "naive": "ok",
+        "ikj": "ok",
+        "tiled": "ok",
+        "openmp": "ok",
+        "tiled-again": "ok",
+        "wrong": "wrong_answer",
+        "broken": "compile_error",
+        "cheater": "rejected",
+    }
+    assert candidates["tiled-again"]["cached"] and not candidates["tiled"]["cached"]
+    assert candidates["tiled-again"]["gflops_median"] == candidates["tiled"]["gflops_median"]
+    assert all(row["gflops_median"] > 0 for row in candidates.values() if row["verdict"] == "ok")
+    assert "clock_gettime" in candidates["cheater"]["detail"]
+    naive = candidates["naive"]["gflops_median"]
+    assert naive < candidates["tiled"]["gflops_median"] and naive < candidates["openmp"]["gflops_median"]
+    assert summary["ranking"][-1] == "naive" and "tiled-again" not in summary["ranking"]
+    assert "8/8 results" in done.stdout and "every verdict as expected" in done.stdout
+    assert (run_dir / "journal.sqlite").exists() and (run_dir / "bencher.log").exists()
