@@ -45,7 +45,9 @@ ALLOWED_DIRECTIVES = frozenset(
     {"include", "define", "undef", "if", "ifdef", "ifndef", "elif", "else", "endif", "pragma", "error", "warning"}
 )
 # Pragmas that change how code is optimised, never what it may do.
-_ALLOWED_PRAGMA = re.compile(r"(omp\b|GCC\s+(unroll|ivdep|optimize|push_options|pop_options|target)\b|unroll\b)")
+_ALLOWED_PRAGMA = re.compile(
+    r"(omp\b|GCC\s+(unroll|ivdep|optimize|push_options|pop_options|target|diagnostic)\b|unroll\b)"
+)
 _ASM_TOKEN = re.compile(r"\b(asm|__asm__|__asm)\b")
 # `%:` is the digraph spelling of `#`.
 _DIRECTIVE = re.compile(r"^[ \t]*(?:#|%:)[ \t]*(\w*)(.*)$", re.MULTILINE)
@@ -104,17 +106,22 @@ ALLOWED_REFERENCES = frozenset(
         "__memcpy_chk",
         "__memmove_chk",
         "__memset_chk",
+        # referenced whenever code takes the address of a function it calls through the GOT
+        "_GLOBAL_OFFSET_TABLE_",
     }
 )
 MATH_FUNCTIONS = frozenset(
     """sqrt cbrt fabs fma fmin fmax fmod exp exp2 expm1 log log2 log10 log1p pow sin cos tan asin acos atan
     atan2 sinh cosh tanh floor ceil round trunc rint nearbyint lround copysign hypot ldexp frexp""".split()
 )
-# OpenMP pragmas compile to GOMP_* calls; vectorised libm calls are _ZGV*; libgcc's complex arithmetic.
-_ALLOWED_REFERENCE_PATTERN = re.compile(r"GOMP_\w+|_ZGV\w+|__(mul|div)[sdxt]c3")
+# OpenMP pragmas compile to GOMP_* calls, except offloading (`omp target` could run on a GPU of the
+# node, outside every limit); vectorised libm calls are _ZGV*; libgcc's complex arithmetic.
+_ALLOWED_REFERENCE_PATTERN = re.compile(r"GOMP_(?!target|offload|teams)\w+|_ZGV\w+|__(mul|div)[sdxt]c3")
 # `#pragma omp critical (name)` defines a shared lock variable with this name: harmless.
 _ALLOWED_EXTRA_DEFINITION = re.compile(r"\.gomp_critical_user_\w+")
-FORBIDDEN_SECTIONS = re.compile(r"^\.(init_array|fini_array|preinit_array|ctors|dtors|init|fini)(\.|$)")
+FORBIDDEN_SECTIONS = re.compile(
+    r"^\.(init_array|fini_array|preinit_array|ctors|dtors|init|fini|gnu\.offload_\w+|gnu\.offload)(\.|$)"
+)
 
 
 @dataclass(frozen=True)

@@ -55,8 +55,12 @@ def wait_running(site: BusSite, name: str, timeout_s: float = 20.0) -> None:
 def test_the_daemon_measures_candidates_and_reports_where_it_ran(site: BusSite, processes: Processes) -> None:
     metrics_port = free_port()
     processes.broker()
-    bencher = start_bencher(
-        processes, "b1", metrics_port=str(metrics_port), calibration_interval_s="600", calibration_size="128"
+    env = bencher_env(
+        processes.site, metrics_port=str(metrics_port), calibration_interval_s="600", calibration_size="128"
+    )
+    # As if started by `sbatch --cpus-per-task=1`: the job id travels with results, the thread count is obeyed.
+    bencher = processes.start(
+        "bencher", "--name", "b1", env={**env, "SLURM_JOB_ID": "4242", "SLURM_CPUS_PER_TASK": "1"}
     )
     sources = {
         "ok": NAIVE,
@@ -77,7 +81,8 @@ def test_the_daemon_measures_candidates_and_reports_where_it_ran(site: BusSite, 
     for verdict, cid in ids.items():
         result = results[cid]
         assert result.verdict.value == verdict, (verdict, result.detail)
-        assert result.bencher_id == "b1" and result.host and result.threads >= 1 and result.node_class
+        assert result.bencher_id == "b1" and result.host and result.node_class
+        assert result.slurm_job_id == "4242" and result.threads == 1
     ok = results[ids["ok"]]
     assert ok.gflops_median > 0 and ok.repetitions >= 2 and ok.calibration_gflops > 0
     samples = scrape(metrics_port)

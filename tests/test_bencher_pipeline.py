@@ -3,7 +3,6 @@ and honest candidates are measured in the order their optimisations promise."""
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,22 +112,23 @@ def ladder_rank(path: Path) -> int:
 
 
 def test_the_ladder_of_correct_implementations_is_measured_in_the_expected_order(tmp_path: Path, node: Node) -> None:
-    """Each rung beats the rung two below it (adjacent rungs can be close); medians of interleaved
-    rounds, because a background process can take a core for a while on this kind of machine."""
+    """Each rung beats the rung two below it (adjacent rungs can be close). Best of interleaved
+    rounds: a background process can take a core for a while on this kind of machine, and
+    interference only ever slows a run down."""
     pipeline = Pipeline(fast_config(tmp_path, max_measure_s=0.3, min_reps=3), node=node)
     rungs = sorted(LADDER.glob("*.c"), key=ladder_rank)
     speeds: dict[str, list[float]] = {p.stem: [] for p in rungs}
-    for _ in range(2):
+    for _ in range(3):
         for path in rungs:
             evaluation = pipeline.evaluate("dgemm", 512, path.read_text())
             assert evaluation.verdict is Verdict.OK, f"{path.name}: {evaluation.detail}"
             speeds[path.stem].append(evaluation.gflops_median)
     pipeline.close()
-    median = {name: statistics.median(values) for name, values in speeds.items()}
+    best = {name: max(values) for name, values in speeds.items()}
     by_rank: dict[int, list[float]] = {}
     for path in rungs:
-        by_rank.setdefault(ladder_rank(path), []).append(median[path.stem])
+        by_rank.setdefault(ladder_rank(path), []).append(best[path.stem])
     ranks = sorted(by_rank)
     for lower, higher in zip(ranks, ranks[2:], strict=False):
-        assert min(by_rank[higher]) > max(by_rank[lower]), median
-    assert max(by_rank[ranks[-1]]) > 10 * max(by_rank[ranks[0]]), median
+        assert min(by_rank[higher]) > max(by_rank[lower]), best
+    assert max(by_rank[ranks[-1]]) > 10 * max(by_rank[ranks[0]]), best
