@@ -57,7 +57,8 @@ class BencherConfig:
     calibration_size: int = 512
     """Size at which the reference kernel (dgemm) is measured."""
     sandbox_uid: int = 65534
-    """Unprivileged uid (and gid) candidates and the compiler run as, when the bencher runs as root."""
+    """Unprivileged uid (and gid) candidates and the compiler run as, when the bencher runs as root (a
+    bencher started as a plain user runs them as itself, inside the same namespaces and limits)."""
     drain_timeout_s: float = 20.0
     """On SIGTERM, how long an in-flight candidate may still run before it is handed back."""
     metrics_port: int = 0

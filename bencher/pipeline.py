@@ -8,6 +8,7 @@ verdict, never raises for anything a candidate did.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass, replace
@@ -21,7 +22,7 @@ from bencher.config import BencherConfig
 from bencher.measure import Measurement, measure
 from bencher.node import Node, detect_node
 from bencher.registry import get_problem
-from bencher.sandbox import Sandbox
+from bencher.sandbox import Sandbox, SandboxError
 from bus.schema import Verdict
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,8 @@ class Evaluation:
 class Pipeline:
     def __init__(self, config: BencherConfig, sandbox: Sandbox | None = None, node: Node | None = None) -> None:
         self.config = config
-        self.sandbox = sandbox or Sandbox(uid=config.sandbox_uid)
+        # Only root can switch to sandbox_uid; a plain user's bencher sandboxes programs as itself.
+        self.sandbox = sandbox or Sandbox(uid=config.sandbox_uid if os.geteuid() == 0 else None)
         self.node = node or detect_node(config)
         self.builder = Builder(config, self.sandbox)
         self.results = ResultCache(Path(config.cache_dir) / "results.sqlite") if config.result_cache else None
@@ -78,7 +80,11 @@ class Pipeline:
         """Judge and measure one source. Unknown problems and sizes are the submitter's mistake and
         come back as `rejected` (a bus candidate must get a result, never an exception)."""
         started = time.monotonic()
-        evaluation = self._evaluate(problem_name, size, source, cancel, use_cache, trusted_libraries)
+        try:
+            evaluation = self._evaluate(problem_name, size, source, cancel, use_cache, trusted_libraries)
+        except SandboxError as error:  # our side failed (a compiler missing, bwrap broken): never the candidate's
+            log.error("event=infra_error problem=%s error=%s", problem_name, error)
+            evaluation = Evaluation(Verdict.INFRA_ERROR, f"bencher fault: {error}")
         evaluation = replace(
             evaluation,
             calibration_gflops=self.calibration_gflops,

@@ -3,6 +3,7 @@ and honest candidates are measured in the order their optimisations promise."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,3 +133,11 @@ def test_the_ladder_of_correct_implementations_is_measured_in_the_expected_order
     for lower, higher in zip(ranks, ranks[2:], strict=False):
         assert min(by_rank[higher]) > max(by_rank[lower]), best
     assert max(by_rank[ranks[-1]]) > 10 * max(by_rank[ranks[0]]), best
+
+
+@pytest.mark.skipif(shutil.which("clang") is not None, reason="needs a machine without clang")
+def test_a_missing_compiler_is_our_fault_and_the_detail_names_the_fix(tmp_path: Path, node: Node) -> None:
+    pipeline = Pipeline(fast_config(tmp_path, compiler="clang"), node=node)
+    evaluation = pipeline.evaluate("dgemm", 128, (CORPUS / "ok_naive.c").read_text())
+    pipeline.close()
+    assert evaluation.verdict is Verdict.INFRA_ERROR and "clang" in evaluation.detail
