@@ -1,6 +1,6 @@
 """Build a candidate: policy checks, then compile and link it with the trusted harness in the sandbox.
 
-One sandbox launch runs the compiler (keeping the preprocessed text), `nm` and `readelf` on the
+One sandbox launch runs the compiler (keeping the preprocessed text), `readelf` on the
 object, and the link, so the untrusted source never meets an unsandboxed tool. The checks of
 bencher.policy then decide whether the linked binary may run. Builds are cached on disk by the
 normalized source, compiler identity, flags and harness, so the duplicates common in a GRPO group
@@ -82,10 +82,12 @@ class Builder:
 
     def build(self, problem: Problem, source: str, trusted_libraries: tuple[str, ...] = ()) -> Build:
         """Check, compile and link `source`. `trusted_libraries` (e.g. `-lopenblas`) is only for our own
-        calibration kernels: it skips the symbol allowlist and must never be used for a candidate."""
-        reason = policy.check_source(source)
-        if reason:
-            return Build(Verdict.REJECTED, reason, None, 0.0)
+        calibration kernels: it links them and skips every policy check, so it must never be used for a
+        candidate (nothing on the bus can ask for it)."""
+        if not trusted_libraries:
+            reason = policy.check_source(source)
+            if reason:
+                return Build(Verdict.REJECTED, reason, None, 0.0)
         key = self.build_key(problem, source, trusted_libraries)
         entry_dir = self.cache_dir / key
         cached = self._cached(entry_dir)
@@ -147,13 +149,13 @@ class Builder:
 
     def _compile(self, problem: Problem, source: str, entry_dir: Path, libraries: tuple[str, ...]) -> Build:
         compiler = self.compiler_for(problem)
+        trusted = bool(libraries)
         flags = shlex.join(problem.flags)
         script = "\n".join(
             [
                 "cd /tmp/work/out",
                 f"{compiler} {flags} -save-temps=obj -c cand.c -o cand.o 2> compile.log || exit {_EXIT_COMPILE}",
-                f"nm -P cand.o > symbols.txt && readelf -SW cand.o > sections.txt && readelf -sW cand.o > symtab.txt"
-                f" || exit {_EXIT_INSPECT}",
+                f"readelf -SW cand.o > sections.txt && readelf -sW cand.o > symbols.txt || exit {_EXIT_INSPECT}",
                 f"{compiler} {flags} cand.o harness.o -lm {shlex.join(libraries)} -o bench 2> link.log"
                 f" || exit {_EXIT_LINK}",
             ]
@@ -182,14 +184,19 @@ class Builder:
                 return Build(Verdict.RESOURCE_LIMIT, f"the compiler was stopped: {run.describe()}", None, 0.0)
             if run.exit_code not in (0, _EXIT_LINK):
                 raise SandboxError(f"inspecting the object failed ({run.describe()}): {run.stderr[-300:]!r}")
-            reason = policy.check_preprocessed(_read(out / "cand.i"))
-            reason = reason or policy.check_sections(_read(out / "sections.txt"), _read(out / "symtab.txt"))
-            if not reason and not libraries:
-                reason = policy.check_symbols(policy.parse_nm(_read(out / "symbols.txt")), problem.entry)
-            if reason:
-                return Build(Verdict.REJECTED, reason, None, 0.0)
+            if not trusted:
+                symbols = policy.parse_symbols(_read(out / "symbols.txt"))
+                reason = (
+                    policy.check_preprocessed(_read(out / "cand.i"))
+                    or policy.check_sections(_read(out / "sections.txt"), symbols)
+                    or policy.check_symbols(symbols, problem.entry)
+                )
+                if reason:
+                    return Build(Verdict.REJECTED, reason, None, 0.0)
             if run.exit_code == _EXIT_LINK:
                 return Build(Verdict.COMPILE_ERROR, "link failed: " + _read_log(out / "link.log"), None, 0.0)
+            if (out / "bench").is_symlink() or not (out / "bench").is_file():
+                raise SandboxError("the linker's output is not a plain file")
             entry_dir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(out / "bench", entry_dir / "bench.tmp")
             (entry_dir / "bench.tmp").chmod(0o755)
@@ -197,11 +204,20 @@ class Builder:
         return Build(Verdict.OK, "", entry_dir / "bench", 0.0)
 
 
+_MAX_OUTPUT_READ_BYTES = 64 << 20
+
+
 def _read(path: Path) -> str:
+    """A file the sandboxed tools wrote: never through a symlink (the directory is the sandbox's, so
+    a link to a host file must not be followed by us as root), and at most 64 MiB."""
     try:
-        return path.read_text(errors="replace")
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
         return ""
+    except OSError as error:
+        raise SandboxError(f"sandbox output {path.name} is not a plain file: {error}") from None
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(_MAX_OUTPUT_READ_BYTES).decode(errors="replace")
 
 
 def _read_log(path: Path) -> str:

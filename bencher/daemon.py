@@ -27,8 +27,9 @@ from bus.schema import Candidate, Verdict
 from bus.worker import BusWorker
 
 log = logging.getLogger(__name__)
-PUMP_INTERVAL_S = 0.05
-"""How long the main loop waits on the bus per turn: bounds the delay of noticing a finished run."""
+PUMP_INTERVAL_S = 0.1
+"""How long the main loop waits on the bus per turn when nothing happens (a finished evaluation
+wakes it at once through a pipe)."""
 
 
 class Job:
@@ -68,7 +69,10 @@ def serve(bus_config: HpcrlConfig, config: BencherConfig, name: str | None, metr
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluation")
     job: Job | None = None
     drain_deadline = 0.0
+    wake_read, wake_write = os.pipe()  # the evaluation thread's "done" ends the loop's wait at once
+    os.set_blocking(wake_read, False)
     with BusWorker(bus_config.bus, name, slots=1) as worker:
+        worker.wake_on(wake_read)
         while True:
             if stop.is_set() and not worker.draining:
                 worker.drain()
@@ -83,31 +87,42 @@ def serve(bus_config: HpcrlConfig, config: BencherConfig, name: str | None, metr
             elif worker.draining:
                 break
             elif calibrator.due():
-                job = _start(executor, pipeline, None, calibrator)
+                job = _start(executor, pipeline, None, calibrator, wake_write)
             else:
                 candidate = worker.next_candidate(timeout_s=0.0)
                 if candidate is not None:
-                    job = _start(executor, pipeline, candidate, calibrator)
-            worker.pump(PUMP_INTERVAL_S)
+                    job = _start(executor, pipeline, candidate, calibrator, wake_write)
+            worker.pump(0.0 if job is not None and job.future.done() else PUMP_INTERVAL_S)
+            _drain(wake_read)
             metrics.update_busy_ratio()
     executor.shutdown(wait=True)
+    os.close(wake_read)
+    os.close(wake_write)
     pipeline.close()
     log.info("event=stopped name=%s", name)
     return 0
 
 
 def _start(
-    executor: ThreadPoolExecutor, pipeline: Pipeline, candidate: Candidate | None, calibrator: Calibrator
+    executor: ThreadPoolExecutor, pipeline: Pipeline, candidate: Candidate | None, calibrator: Calibrator, wake: int
 ) -> Job:
     cancel = threading.Event()
     if candidate is None:
-        return Job(executor.submit(calibrator.calibrate), None, cancel)
-    log.info("event=candidate id=%s problem=%s size=%d", candidate.candidate_id, candidate.problem, candidate.size)
-    return Job(
-        executor.submit(pipeline.evaluate, candidate.problem, candidate.size, candidate.source, cancel),
-        candidate,
-        cancel,
-    )
+        future = executor.submit(calibrator.calibrate)
+    else:
+        log.info("event=candidate id=%s problem=%s size=%d", candidate.candidate_id, candidate.problem, candidate.size)
+        future = executor.submit(pipeline.evaluate, candidate.problem, candidate.size, candidate.source, cancel)
+    future.add_done_callback(lambda _: os.write(wake, b"."))
+    return Job(future, candidate, cancel)
+
+
+def _drain(fd: int) -> None:
+    """Empty the wake-up pipe (non-blocking)."""
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
 
 
 def _complete(worker: BusWorker, job: Job) -> None:

@@ -40,6 +40,8 @@ class Measurement:
     max_error: float = 0.0
     output: str = field(default="", repr=False)
     """The start of what the candidate printed (for humans only)."""
+    calls_s: float = 0.0
+    """Wall time of every call the monitor reported, warm-up and timed: the candidate's own share of run_s."""
 
     @property
     def gflops(self) -> tuple[float, ...]:
@@ -119,7 +121,7 @@ def judge(run: SandboxRun, flop_count: float, config: BencherConfig, node: Node)
     """The verdict of one run, from the monitor's records and the bencher's own view of the run."""
     output = (run.stdout + run.stderr)[:500].decode(errors="replace")
     seconds: list[float] = []
-    outside_cpu = max_error = 0.0
+    outside_cpu = max_error = calls_s = 0.0
     failure: tuple[Verdict, str] | None = None
     done = False
     for line in run.channel.decode(errors="replace").splitlines():
@@ -127,6 +129,7 @@ def judge(run: SandboxRun, flop_count: float, config: BencherConfig, node: Node)
         fields = rest.split()
         if kind == "rep" and len(fields) == 6:
             outside_cpu += float(fields[5])
+            calls_s += float(fields[2])
             max_error = max(max_error, float(fields[3]))
             if fields[1] == "timed":
                 seconds.append(float(fields[2]))
@@ -137,7 +140,9 @@ def judge(run: SandboxRun, flop_count: float, config: BencherConfig, node: Node)
             done = True
 
     def result(verdict: Verdict, detail: str) -> Measurement:
-        return Measurement(verdict, detail, tuple(seconds), flop_count, run.wall_s, outside_cpu, max_error, output)
+        return Measurement(
+            verdict, detail, tuple(seconds), flop_count, run.wall_s, outside_cpu, max_error, output, calls_s
+        )
 
     if run.cancelled:
         return result(Verdict.INFRA_ERROR, "the run was cancelled (the bencher is stopping)")

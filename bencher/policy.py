@@ -6,11 +6,11 @@ Every check returns None (allowed) or the reason for a `rejected` verdict. The l
   the candidate's own lines as a system header's in the preprocessed text); only optimisation pragmas.
 - the preprocessed main file: no inline assembly, even when built by macros (assembly can make
   system calls without any symbol); pragmas produced by `_Pragma` pass the same allowlist.
-- the object: exactly one global definition, the entry point, as a function (so the candidate
-  cannot replace `main`, `clock_gettime`, `omp_get_wtime` or the harness); references only to an
-  allowlist of memory, printing, math and OpenMP functions (no processes, files, network, dynamic
-  loading, time, environment, threads or BLAS); no constructor sections (code run before main
-  would run in the trusted monitor before it forks).
+- the object (its `readelf` section and symbol tables): exactly one global definition, the entry
+  point, as a function (so the candidate cannot replace `main`, `clock_gettime`, `omp_get_wtime` or
+  the harness); references only to an allowlist of memory, printing, math and OpenMP functions (no
+  processes, files, network, dynamic loading, time, environment, threads or BLAS); no constructor
+  sections (code run before main would run in the trusted monitor before it forks).
 The sandbox is the layer below all of these: a check that misses something still runs inside it.
 """
 
@@ -126,17 +126,23 @@ FORBIDDEN_SECTIONS = re.compile(
 
 @dataclass(frozen=True)
 class Symbol:
+    """One row of the object's symbol table (`readelf -sW`)."""
+
     name: str
     kind: str
-    """nm's one-letter type: U undefined, T/t text, D/d data, B/b bss, W/V weak, i ifunc, ..."""
+    """FUNC, OBJECT, NOTYPE, IFUNC (GNU_IFUNC), TLS, COMMON, SECTION, FILE."""
+    binding: str
+    """LOCAL, GLOBAL, WEAK or UNIQUE (GNU_UNIQUE)."""
+    section: str
+    """UND for a reference to another object, ABS, COM, or a section index."""
 
     @property
     def undefined(self) -> bool:
-        return self.kind in ("U", "w", "v")
+        return self.section == "UND" and bool(self.name)
 
     @property
     def global_definition(self) -> bool:
-        return not self.undefined and (self.kind.isupper() or self.kind in ("i", "u"))
+        return self.binding != "LOCAL" and self.section != "UND" and self.kind not in ("FILE", "SECTION")
 
 
 def check_source(source: str) -> str | None:
@@ -209,14 +215,17 @@ def check_preprocessed(text: str) -> str | None:
     return _check_tokens("\n".join(own))
 
 
-def parse_nm(text: str) -> list[Symbol]:
-    """Symbols from `nm -P` output (`name type [value size]` per line)."""
-    symbols = []
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and len(parts[1]) == 1:
-            symbols.append(Symbol(parts[0], parts[1]))
-    return symbols
+_SYMBOL_ROW = re.compile(
+    r"^[ \t]*\d+:[ \t]+\S+[ \t]+\S+[ \t]+(\w+)[ \t]+(\w+)[ \t]+\w+[ \t]+(\w+)[ \t]*(\S*)", re.MULTILINE
+)
+
+
+def parse_symbols(readelf_symbols: str) -> list[Symbol]:
+    """Symbols from `readelf -sW` output (`Num: Value Size Type Bind Vis Ndx Name` per row; the name
+    can carry a `@version` suffix, which stays part of it)."""
+    return [
+        Symbol(name, kind, binding, section) for kind, binding, section, name in _SYMBOL_ROW.findall(readelf_symbols)
+    ]
 
 
 def check_symbols(symbols: list[Symbol], entry: str) -> str | None:
@@ -230,8 +239,8 @@ def check_symbols(symbols: list[Symbol], entry: str) -> str | None:
     entries = [s for s in defined if s.name == entry]
     if not entries:
         return f"the object does not define the entry point {entry} (as a non-static function)"
-    if entries[0].kind != "T":
-        return f"{entry} must be a plain function (nm type T), not type {entries[0].kind}"
+    if entries[0].kind != "FUNC" or entries[0].binding != "GLOBAL":
+        return f"{entry} must be a plain function, not a {entries[0].binding} {entries[0].kind}"
     forbidden = sorted(
         {
             s.name
@@ -250,12 +259,13 @@ def check_symbols(symbols: list[Symbol], entry: str) -> str | None:
     return None
 
 
-_SECTION_ROW = re.compile(r"^\s*\[\s*(\d+)\]\s+(\S+)\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+([A-Z]*)\s", re.MULTILINE)
-_SYMBOL_ROW = re.compile(r"^\s*\d+:\s+\S+\s+\S+\s+(\w+)\s+\w+\s+\w+\s+(\d+)\s+(\S+)", re.MULTILINE)
+_SECTION_ROW = re.compile(
+    r"^[ \t]*\[[ \t]*(\d+)\][ \t]+(\S+)(?:[ \t]+\S+){5}[ \t]+([A-Z]*)[ \t]", re.MULTILINE
+)
 
 
-def check_sections(readelf_sections: str, readelf_symbols: str = "") -> str | None:
-    """`readelf -SW` and `readelf -sW` output: no sections whose code runs before or after main, and no
+def check_sections(readelf_sections: str, symbols: list[Symbol]) -> str | None:
+    """`readelf -SW` output and the symbols: no sections whose code runs before or after main, and no
     data objects in executable sections (machine code in a const array, called through a pointer)."""
     executable = set()
     for match in _SECTION_ROW.finditer(readelf_sections):
@@ -264,8 +274,7 @@ def check_sections(readelf_sections: str, readelf_symbols: str = "") -> str | No
             return f"the object has a {name} section (constructors/destructors are not allowed)"
         if "X" in flags:
             executable.add(index)
-    for match in _SYMBOL_ROW.finditer(readelf_symbols):
-        kind, index, name = match.groups()
-        if kind == "OBJECT" and index in executable:
-            return f"data object {name} is placed in an executable section (machine code is not allowed)"
+    for symbol in symbols:
+        if symbol.kind == "OBJECT" and symbol.section in executable:
+            return f"data object {symbol.name} is placed in an executable section (machine code is not allowed)"
     return None

@@ -51,12 +51,14 @@ Known weaknesses:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import json
 import logging
 import os
 import posixpath
+import re
 import select
 import selectors
 import shutil
@@ -243,6 +245,7 @@ class Sandbox:
         self._prlimit = _find_tool("prlimit", "apt-get install util-linux")
         self._seccomp_bpf = _seccomp_filter() if seccomp else None
         _become_child_subreaper()
+        _remove_orphaned_host_dirs()
         self._check_works()
         log.info(
             "sandbox_ready uid=%s seccomp=%s bwrap=%s denied_syscalls=%d",
@@ -287,7 +290,8 @@ class Sandbox:
 
         Its contents are untrusted: a program may leave symlinks to anywhere or FIFOs there. Read outputs with
         O_NOFOLLOW (or check `is_symlink()`/`is_file()` first) and bounded sizes."""
-        path = Path(tempfile.mkdtemp(prefix=prefix))
+        # Our pid in the name: a later Sandbox removes dirs whose process died (kill -9) before cleaning up.
+        path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
         try:
             if self.uid is not None:
                 os.chown(path, self.uid, self.uid)
@@ -656,6 +660,19 @@ def _check_reachable(path: Path, uid: int | None) -> None:
                 f"{parent} is not searchable by uid {uid}, so it cannot reach {path}: "
                 "set TMPDIR to a world-searchable directory such as /tmp"
             )
+
+
+_HOST_DIR_NAME = re.compile(r"hpcrl-[a-z]+-(\d+)-\w+")
+
+
+def _remove_orphaned_host_dirs() -> None:
+    """Remove host dirs (`<prefix><pid>-...` in the temp dir) left by a process that no longer exists."""
+    for path in Path(tempfile.gettempdir()).glob("hpcrl-*-*-*"):
+        match = _HOST_DIR_NAME.fullmatch(path.name)
+        if match and path.is_dir() and not path.is_symlink() and not Path(f"/proc/{match.group(1)}").exists():
+            log.info("removing_orphaned_host_dir path=%s", path)
+            with contextlib.suppress(SandboxError):
+                _remove_tree(path)
 
 
 def _remove_tree(path: Path) -> None:

@@ -17,6 +17,8 @@ import time
 from collections import deque
 from typing import Any
 
+import zmq
+
 from bus import metrics
 from bus.config import BusConfig
 from bus.connection import Connection
@@ -87,6 +89,12 @@ class BusWorker:
         if self.inbox:
             self.release(list(self.inbox), "draining")
             self.inbox.clear()
+
+    def wake_on(self, fd: int) -> None:
+        """Also end `pump`'s wait as soon as `fd` is readable: a pipe another thread of the process
+        writes when it has news for the loop (the caller reads the fd). Without it the loop would
+        notice only at its next poll timeout."""
+        self.conn.poller.register(fd, zmq.POLLIN)
 
     def pump(self, timeout_s: float = 0.0) -> None:
         self.conn.pump(timeout_s)

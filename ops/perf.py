@@ -10,6 +10,11 @@ from ops.cli import CommandTable, dispatch
 
 BENCHMARKS: CommandTable = {
     "bus": ("ops.perf_bus", "main", "broker throughput, latency, 500-worker fan-out and CURVE cost vs raw pyzmq"),
+    "bencher": (
+        "ops.perf_bencher",
+        "main",
+        "overhead per candidate, fidelity vs a standalone timer, ladder vs OpenBLAS, cache and daemon rates",
+    ),
 }
 
 

@@ -53,6 +53,17 @@ def test_corpus_candidate_gets_its_verdict_and_leaves_nothing_behind(pipeline: P
     assert temp_dirs() - dirs_before == set()
 
 
+WRONG_FILES = sorted(CORPUS.glob("wrong_*.c"))
+
+
+@pytest.mark.parametrize("path", WRONG_FILES, ids=[p.stem for p in WRONG_FILES])
+def test_wrong_answers_are_caught_by_freivalds_check_too(pipeline: Pipeline, path: Path) -> None:
+    """Above full_check_max_n only Freivalds' probabilistic check stands between a wrong answer and a reward."""
+    verdicts, _ = expectations(path)
+    evaluation = pipeline.evaluate("dgemm", 256, path.read_text())
+    assert evaluation.verdict.value in verdicts, f"{path.name}: {evaluation.verdict} ({evaluation.detail})"
+
+
 def test_a_duplicate_is_answered_from_the_result_cache(tmp_path: Path, node: Node) -> None:
     pipeline = Pipeline(fast_config(tmp_path, result_cache=True), node=node)
     source = (CORPUS / "ok_naive.c").read_text()

@@ -80,48 +80,77 @@ def test_pragmas_made_by_the_pragma_operator_pass_the_same_allowlist() -> None:
     assert "not allowed" in (policy.check_preprocessed('# 1 "cand.c"\n#pragma weak clock_gettime\n') or "")
 
 
-def symbols(text: str) -> list[policy.Symbol]:
-    return policy.parse_nm(text)
+def symbols(*rows: str) -> list[policy.Symbol]:
+    """A symbol table in `readelf -sW` form from `TYPE BIND NDX NAME` rows."""
+    table = "\n".join(
+        f"    {i}: 0000000000000000     8 {kind:7} {bind:6} DEFAULT {ndx:>4} {name}"
+        for i, (kind, bind, ndx, name) in enumerate(row.split() for row in rows)
+    )
+    return policy.parse_symbols(
+        "Symbol table '.symtab' contains 9 entries:\n   Num: Value Size Type Bind Vis Ndx Name\n" + table
+    )
+
+
+def test_the_symbol_table_is_read_from_readelf_output() -> None:
+    (symbol,) = symbols("FUNC GLOBAL 1 dgemm")
+    assert symbol == policy.Symbol("dgemm", "FUNC", "GLOBAL", "1") and symbol.global_definition
+    # Real output starts with a nameless row: its empty name must not swallow the next row.
+    real = """
+Symbol table '.symtab' contains 3 entries:
+   Num:    Value          Size Type    Bind   Vis      Ndx Name
+     0: 0000000000000000     0 NOTYPE  LOCAL  DEFAULT  UND
+     1: 0000000000000000     0 FILE    LOCAL  DEFAULT  ABS cand.c
+     2: 0000000000000000    91 FUNC    GLOBAL DEFAULT    1 dgemm
+"""
+    table = policy.parse_symbols(real)
+    assert [s.name for s in table] == ["", "cand.c", "dgemm"]
+    assert not any(s.undefined for s in table) and policy.check_symbols(table, "dgemm") is None
 
 
 def test_only_the_entry_may_be_defined_globally() -> None:
-    ok = symbols("dgemm T 0 10\nhelper t 10 5\nGOMP_parallel U\nmemset U\nsqrt U\n")
+    ok = symbols(
+        "FUNC GLOBAL 1 dgemm", "FUNC LOCAL 1 helper", "NOTYPE GLOBAL UND GOMP_parallel", "NOTYPE GLOBAL UND memset"
+    )
     assert policy.check_symbols(ok, "dgemm") is None
-    assert "main" in (policy.check_symbols(symbols("dgemm T 0 1\nmain T 1 1\n"), "dgemm") or "")
-    assert "clock_gettime" in (policy.check_symbols(symbols("dgemm T 0 1\nclock_gettime W 1 1\n"), "dgemm") or "")
-    assert "does not define" in (policy.check_symbols(symbols("helper t 0 1\n"), "dgemm") or "")
-    assert "plain function" in (policy.check_symbols(symbols("dgemm D 0 8\n"), "dgemm") or "")
-    assert "plain function" in (policy.check_symbols(symbols("dgemm i 0 8\n"), "dgemm") or "")
+    critical = symbols("FUNC GLOBAL 1 dgemm", "OBJECT GLOBAL COM .gomp_critical_user_lock")
+    assert policy.check_symbols(critical, "dgemm") is None
+    assert "main" in (policy.check_symbols(symbols("FUNC GLOBAL 1 dgemm", "FUNC GLOBAL 1 main"), "dgemm") or "")
+    weak_clock = symbols("FUNC GLOBAL 1 dgemm", "FUNC WEAK 1 clock_gettime")
+    assert "clock_gettime" in (policy.check_symbols(weak_clock, "dgemm") or "")
+    assert "does not define" in (policy.check_symbols(symbols("FUNC LOCAL 1 helper"), "dgemm") or "")
+    assert "plain function" in (policy.check_symbols(symbols("OBJECT GLOBAL 3 dgemm"), "dgemm") or "")
+    assert "plain function" in (policy.check_symbols(symbols("IFUNC GLOBAL 1 dgemm"), "dgemm") or "")
+    assert "plain function" in (policy.check_symbols(symbols("FUNC WEAK 1 dgemm"), "dgemm") or "")
 
 
 @pytest.mark.parametrize(
     "name",
     [
-        "fork",
-        "system",
-        "fopen",
-        "socket",
-        "dlopen",
-        "clock_gettime",
-        "omp_get_wtime",
-        "getenv",
-        "environ",
-        "cblas_dgemm",
-        "dgemm_",
-        "pthread_create",
-        "exit",
-        "abort",
-        "syscall",
-        "mprotect",
-        "_exit",
+        "fork", "system", "fopen", "socket", "dlopen", "clock_gettime", "omp_get_wtime", "getenv", "environ",
+        "cblas_dgemm", "dgemm_", "pthread_create", "exit", "abort", "syscall", "mprotect", "_exit",
+        "GOMP_target_ext", "GOMP_teams_reg",
     ],
-)
+)  # fmt: skip
 def test_references_outside_the_allowlist_are_rejected(name: str) -> None:
-    reason = policy.check_symbols(symbols(f"dgemm T 0 1\n{name} U\n"), "dgemm")
-    assert reason is not None and name in reason
+    for binding in ("GLOBAL", "WEAK"):  # a weak reference (weakref) is still a reference
+        reason = policy.check_symbols(symbols("FUNC GLOBAL 1 dgemm", f"NOTYPE {binding} UND {name}"), "dgemm")
+        assert reason is not None and name in reason
+
+
+SECTIONS = """  [Nr] Name              Type            Address          Off    Size   ES Flg Lk Inf Al
+  [ 1] .text             PROGBITS        0000000000000000 000040 000005 00  AX  0   0 16
+  [ 3] .data             PROGBITS        0000000000000000 000045 000000 00  WA  0   0  1
+  [ 5] .text.unlikely    PROGBITS        0000000000000000 000048 000008 00  AX  0   0  8
+  [ 7] .note.GNU-stack   PROGBITS        0000000000000000 000078 000000 00      0   0  1
+"""
 
 
 def test_constructor_sections_are_rejected() -> None:
-    sections = "  [ 1] .text PROGBITS 0 40 10 00 AX 0 0 16\n  [ 5] .init_array INIT_ARRAY 0 0 8 08 WA 0 0 8\n"
-    assert ".init_array" in (policy.check_sections(sections) or "")
-    assert policy.check_sections("  [ 1] .text PROGBITS 0 40 10 00 AX 0 0 16\n") is None
+    with_init = SECTIONS + "  [ 8] .init_array       INIT_ARRAY      0000000000000000 000080 000008 08  WA  0   0  8\n"
+    assert ".init_array" in (policy.check_sections(with_init, []) or "")
+    assert policy.check_sections(SECTIONS, symbols("FUNC GLOBAL 1 dgemm", "OBJECT LOCAL 3 table")) is None
+
+
+def test_data_in_an_executable_section_is_rejected() -> None:
+    reason = policy.check_sections(SECTIONS, symbols("FUNC GLOBAL 1 dgemm", "OBJECT LOCAL 5 code"))
+    assert reason is not None and "code" in reason and "executable" in reason

@@ -206,6 +206,22 @@ def test_host_dir_is_writable_inside_and_removed_with_what_the_sandbox_uid_left(
     assert not out.exists()
 
 
+def test_host_dirs_of_a_killed_process_are_removed_by_the_next_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    orphan = tmp_path / f"hpcrl-build-{gone.pid}-abc123"
+    (orphan / "sub").mkdir(parents=True)
+    (orphan / "sub" / "cand.o").write_bytes(b"x")
+    live = tmp_path / f"hpcrl-run-{os.getpid()}-def456"
+    live.mkdir()
+    Sandbox()
+    assert not orphan.exists(), "the dead process's dir is removed"
+    assert live.exists(), "a live process's dir is left alone"
+
+
 def test_a_run_leaves_no_host_temp_file(
     sandbox: Sandbox, probes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -75,3 +75,44 @@ def test_perf_lists_its_benchmarks_and_rejects_unknown_ones() -> None:
     assert listing.returncode == 0 and "bus" in listing.stdout
     unknown = subprocess.run([*HPCRL, "perf", "nonesuch"], cwd=REPO, capture_output=True, text=True, timeout=30)
     assert unknown.returncode == 2 and "unknown benchmark" in unknown.stderr
+
+
+def test_quick_bencher_benchmark_reports_overhead_fidelity_cache_and_daemon_figures() -> None:
+    out = subprocess.run(
+        [*HPCRL, "perf", "bencher", "--json", "--quick"], cwd=REPO, capture_output=True, text=True, timeout=180
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    report = json.loads(out.stdout)  # exactly one JSON object: anything else on stdout fails here
+    assert report["benchmark"] == "bencher" and report["quick"] is True
+    assert positive(report["machine"]["threads"]) and report["machine"]["compiler"]
+
+    overhead = report["overhead"]
+    for key in ("total_ms", "compiler_ms", "calls_ms"):
+        assert positive(overhead[key]), key
+    assert overhead["total_ms"] > overhead["compiler_ms"] + overhead["calls_ms"]
+    assert overhead["overhead_ms"] == pytest.approx(
+        overhead["total_ms"] - overhead["compiler_ms"] - overhead["calls_ms"], abs=0.1
+    )
+    assert 0 < overhead["overhead_ratio"] < 1
+    assert positive(overhead["breakdown_ms"]["run_sandbox_launch"])
+
+    for kernel in ("reference", "openblas"):
+        figures = report["fidelity"][kernel]
+        assert positive(figures["bencher_gflops"]) and positive(figures["standalone_gflops"]), kernel
+        assert 0.5 < figures["ratio"] < 2, kernel  # same kernel, same machine: far apart means a broken timer
+        assert figures["bencher_cv"] >= 0
+
+    ladder = report["ladder"]
+    assert ladder["best"].endswith(".c") and positive(ladder["fraction_of_openblas"]) and positive(ladder["threads"])
+
+    cache = report["cache"]
+    assert positive(cache["hit_ms"]) and cache["hit_ms"] < cache["miss_ms"]
+
+    daemon = report["daemon"]
+    assert daemon["distinct"]["cached"] == 0 and positive(daemon["distinct"]["candidates_per_s"])
+    assert daemon["cache_hits"]["cached"] == daemon["cache_hits"]["candidates"]
+    assert positive(daemon["cache_hits"]["candidates_per_s"])
+    assert daemon["clean_exits"] == 2  # the bencher and the broker exit 0 on SIGTERM
+
+    for name in ("overhead_ms", "overhead_ratio", "fidelity_reference", "fidelity_openblas", "cv_reference"):
+        assert isinstance(report["targets"][name]["met"], bool), name

@@ -37,7 +37,7 @@ problem *problem_setup(const problem_params *params, void *(*shared_alloc)(size_
 
 void problem_fill(problem *p, rng_t *rng) {
     size_t count = (size_t)(p->n * p->n);
-    for (size_t i = 0; i < count; i++) p->in[i] = rng_uniform(rng);
+    rng_fill(rng, p->in, count);
     memcpy(p->IN, p->in, count * sizeof(double));
     for (size_t i = 0; i < count; i++) p->OUT[i] = NAN;
 }

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -89,6 +90,24 @@ static uint64_t rng_next(rng_t *r) {
 
 double rng_uniform(rng_t *rng) { return (double)(rng_next(rng) >> 11) * 0x1.0p-52 - 1.0; }
 
+#define FILL_LANES 8
+
+void rng_fill(rng_t *rng, double *out, size_t count) {
+    uint64_t lane[FILL_LANES];
+    for (int l = 0; l < FILL_LANES; l++) lane[l] = rng_next(rng) | 1; /* xorshift state must not be 0 */
+    size_t i = 0;
+    for (; i + FILL_LANES <= count; i += FILL_LANES)
+        for (int l = 0; l < FILL_LANES; l++) {
+            uint64_t x = lane[l];
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            lane[l] = x;
+            out[i + (size_t)l] = (double)((x * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-52 - 1.0;
+        }
+    for (; i < count; i++) out[i] = rng_uniform(rng);
+}
+
 static void rng_seed(rng_t *rng) {
     if (getrandom(rng->s, sizeof rng->s, 0) != (ssize_t)sizeof rng->s) infra("getrandom failed");
 }
@@ -137,6 +156,22 @@ static void child_loop(problem *p, int go_fd, int done_fd) {
         if (write(done_fd, &token, 1) != 1) _exit(0);
     }
     _exit(0);
+}
+
+/* Run the monitor on the first CPU it may use: the one where OpenMP (OMP_PROC_BIND, first place)
+ * puts the candidate's main thread. Inputs are then written into the cache of the core that reads
+ * them, as in a program that produces its own matrices, instead of arriving from another core's
+ * cache on every call. The child keeps the full mask (it was forked before this). */
+static void pin_to_first_cpu(void) {
+    cpu_set_t allowed, first;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+        if (CPU_ISSET(cpu, &allowed)) {
+            CPU_ZERO(&first);
+            CPU_SET(cpu, &first);
+            sched_setaffinity(0, sizeof first, &first);
+            return;
+        }
 }
 
 typedef struct {
@@ -203,6 +238,7 @@ int main(int argc, char **argv) {
     }
     close(go[0]);
     close(done[1]);
+    pin_to_first_cpu();
     signal(SIGPIPE, SIG_IGN);
     rng_t rng;
     rng_seed(&rng);
