@@ -259,9 +259,7 @@ def check_symbols(symbols: list[Symbol], entry: str) -> str | None:
     return None
 
 
-_SECTION_ROW = re.compile(
-    r"^[ \t]*\[[ \t]*(\d+)\][ \t]+(\S+)(?:[ \t]+\S+){5}[ \t]+([A-Z]*)[ \t]", re.MULTILINE
-)
+_SECTION_ROW = re.compile(r"^[ \t]*\[[ \t]*(\d+)\][ \t]+(\S+)(?:[ \t]+\S+){5}[ \t]+([A-Z]*)[ \t]", re.MULTILINE)
 
 
 def check_sections(readelf_sections: str, symbols: list[Symbol]) -> str | None:
