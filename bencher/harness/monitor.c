@@ -158,20 +158,31 @@ static void child_loop(problem *p, int go_fd, int done_fd) {
     _exit(0);
 }
 
-/* Run the monitor on the first CPU it may use: the one where OpenMP (OMP_PROC_BIND, first place)
- * puts the candidate's main thread. Inputs are then written into the cache of the core that reads
- * them, as in a program that produces its own matrices, instead of arriving from another core's
- * cache on every call. The child keeps the full mask (it was forked before this). */
-static void pin_to_first_cpu(void) {
-    cpu_set_t allowed, first;
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
-    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
-        if (CPU_ISSET(cpu, &allowed)) {
-            CPU_ZERO(&first);
-            CPU_SET(cpu, &first);
-            sched_setaffinity(0, sizeof first, &first);
-            return;
-        }
+/* Write each call's inputs from the CPU the candidate's main thread ran on last, so they arrive in
+ * the cache of the core that reads them first (as in a program that produces its own matrices),
+ * not from another core's cache on some calls and not others. The candidate is not pinned: libraries
+ * that start threads without OpenMP places (OpenBLAS) would inherit a one-CPU mask. */
+static int last_cpu_of(pid_t pid) {
+    char path[64], text[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t got = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[got] = '\0';
+    char *field = strrchr(text, ')'); /* the command name may contain spaces: count after it */
+    if (!field) return -1;
+    for (int i = 2; i < 39 && field; i++) field = strchr(field + 1, ' '); /* field 39: processor */
+    return field ? atoi(field + 1) : -1;
+}
+
+static void follow_cpu(int cpu) {
+    static int current = -1;
+    if (cpu < 0 || cpu == current || cpu >= CPU_SETSIZE) return;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (sched_setaffinity(0, sizeof one, &one) == 0) current = cpu;
 }
 
 typedef struct {
@@ -238,7 +249,6 @@ int main(int argc, char **argv) {
     }
     close(go[0]);
     close(done[1]);
-    pin_to_first_cpu();
     signal(SIGPIPE, SIG_IGN);
     rng_t rng;
     rng_seed(&rng);
@@ -271,6 +281,7 @@ int main(int argc, char **argv) {
             child_died(status);
         }
         cpu_after_previous = cpu_s(child_clock);
+        follow_cpu(last_cpu_of(child_pid));
         problem_snapshot(p);
         double max_error, bound;
         int correct = problem_verify(p, &rng, &max_error, &bound);
