@@ -64,7 +64,7 @@ class Builder:
     def __init__(self, config: BencherConfig, sandbox: Sandbox) -> None:
         self.config = config
         self.sandbox = sandbox
-        self.cache_dir = Path(config.cache_dir) / "builds"
+        self.cache_dir = config.cache_path / "builds"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
 
     def compiler_for(self, problem: Problem) -> str:

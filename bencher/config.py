@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from bus.config import ConfigError
 
@@ -14,8 +15,9 @@ MIB = 1 << 20
 class BencherConfig:
     name: str = ""
     """Worker name on the bus; empty: `bencher-<host>-<pid>`."""
-    cache_dir: str = "hpcrl-bencher-cache"
-    """Directory of the build cache (binaries) and the result cache (SQLite); survives restarts."""
+    cache_dir: str = "~/.cache/hpcrl/bencher"
+    """Directory of the build cache (binaries) and the result cache (SQLite); survives restarts.
+    `~` is the home directory of the user the bencher runs as."""
     result_cache: bool = True
     """Answer a candidate seen before (same problem, size, normalized source, compiler, flags and
     node class) from the result cache instead of measuring it again."""
@@ -64,6 +66,10 @@ class BencherConfig:
     metrics_port: int = 0
     """Port of the Prometheus /metrics endpoint on metrics_address; 0 disables it."""
     metrics_address: str = "127.0.0.1"
+
+    @property
+    def cache_path(self) -> Path:
+        return Path(self.cache_dir).expanduser()
 
     def __post_init__(self) -> None:
         if self.compiler not in ("", "gcc", "clang"):

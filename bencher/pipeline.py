@@ -12,7 +12,6 @@ import os
 import threading
 import time
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from bencher import metrics
@@ -64,7 +63,7 @@ class Pipeline:
         self.sandbox = sandbox or Sandbox(uid=config.sandbox_uid if os.geteuid() == 0 else None)
         self.node = node or detect_node(config)
         self.builder = Builder(config, self.sandbox)
-        self.results = ResultCache(Path(config.cache_dir) / "results.sqlite") if config.result_cache else None
+        self.results = ResultCache(config.cache_path / "results.sqlite") if config.result_cache else None
         self.calibration_gflops = 0.0
         """The latest figure of the reference kernel (set by bencher.calibration); travels with every result."""
 

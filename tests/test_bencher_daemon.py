@@ -196,3 +196,21 @@ def test_bench_file_prints_json_and_exits_zero_for_any_verdict(tmp_path: Path) -
         usage = bench(*args)
         assert usage.returncode == 2 and message in usage.stderr, usage.stderr
     assert time.monotonic() - started < 60
+
+
+def test_a_bad_bencher_setting_stops_the_daemon_at_start_with_the_fix(tmp_path: Path) -> None:
+    from tests.conftest import HPCRL, REPO
+
+    config = tmp_path / "hpcrl.toml"
+    for toml, message in [
+        ("[bencher]\nthreads = -1\n", "bencher.threads must be >= 0"),
+        ("[bencher]\ncolour = 'red'\n", "unknown setting(s) ['colour']"),
+        ("[bencher]\ncompiler = 'icc'\n", "use 'gcc', 'clang'"),
+    ]:
+        config.write_text(toml)
+        for command in ("bencher", "bench-file"):
+            args = [command, "--config", str(config)] + (
+                [str(CORPUS / "ok_naive.c")] if command == "bench-file" else []
+            )
+            done = subprocess.run([*HPCRL, *args], capture_output=True, text=True, cwd=REPO, timeout=60)
+            assert done.returncode == 2 and message in done.stderr, (command, done.stderr)
