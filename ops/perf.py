@@ -6,6 +6,9 @@ Each benchmark lives in its own module and is imported only when it runs, like t
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 from ops.cli import CommandTable, dispatch
 
 BENCHMARKS: CommandTable = {
@@ -16,6 +19,21 @@ BENCHMARKS: CommandTable = {
         "overhead per candidate, fidelity vs a standalone timer, ladder vs OpenBLAS, cache and daemon rates",
     ),
 }
+
+
+@dataclass
+class PerfReport:
+    """What every `hpcrl perf BENCHMARK --json` report starts with; each benchmark adds its figures."""
+
+    benchmark: str = ""
+    date: str = ""
+    commit: str = ""
+    """`git describe --always --dirty` of the code measured (empty outside a git checkout)."""
+    quick: bool = False
+    machine: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    targets: dict[str, Any] = field(default_factory=dict)
+    wall_s: float = 0.0
 
 
 def main(argv: list[str]) -> int:

@@ -52,6 +52,8 @@ from bus.client import BusClient
 from bus.config import BusConfig, ClientConfig
 from bus.daemon import setup_logging
 from bus.schema import Result, Verdict
+from ops.demo import NAIVE
+from ops.perf import PerfReport
 from ops.perf_bus import git_commit, machine_info
 from ops.perf_bus_sites import HPCRL, POLL_SLICE_S, REPO, START_TIMEOUT_S, PerfError, Processes, clean_env, free_port
 
@@ -73,17 +75,7 @@ DAEMON_SIZE: Final = 128
 """n of the daemon throughput and cache figures: trivial candidates, where the bencher's own cost shows."""
 LADDER_DIR: Final = REPO / "tests" / "bencher_ladder"
 TYPICAL_CANDIDATE: Final = LADDER_DIR / "tiled.c"
-TRIVIAL_CANDIDATE: Final = """\
-void dgemm(int n, const double *A, const double *B, double *C) {
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) {
-            double sum = 0.0;
-            for (int k = 0; k < n; k++)
-                sum += A[i * n + k] * B[k * n + j];
-            C[i * n + j] = sum;
-        }
-}
-"""
+TRIVIAL_CANDIDATE: Final = NAIVE
 """The textbook i-j-k triple loop: correct, and about as cheap to compile and run as a candidate gets."""
 STANDALONE_TIMER: Final = KERNELS_DIR / "standalone_timer.c"
 LIBRARY_OUTSIDE_CPU_S_PER_CALL: Final = 0.05
@@ -592,23 +584,15 @@ def measure_daemon(cfg: PerfBencherConfig, node: Node, workdir: Path) -> dict[st
 
 
 @dataclass
-class Report:
+class Report(PerfReport):
     """Everything `hpcrl perf bencher --json` prints (as one JSON object)."""
 
     benchmark: str = "bencher"
-    date: str = ""
-    commit: str = ""
-    """`git describe --always --dirty` of the code measured (empty outside a git checkout)."""
-    quick: bool = False
-    machine: dict[str, Any] = field(default_factory=dict)
-    settings: dict[str, Any] = field(default_factory=dict)
     overhead: dict[str, Any] = field(default_factory=dict)
     fidelity: dict[str, Any] = field(default_factory=dict)
     ladder: dict[str, Any] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
     daemon: dict[str, Any] = field(default_factory=dict)
-    targets: dict[str, Any] = field(default_factory=dict)
-    wall_s: float = 0.0
 
 
 def bencher_machine_info(node: Node, compiler: str) -> dict[str, Any]:

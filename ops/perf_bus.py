@@ -45,6 +45,7 @@ import zmq
 from bus.daemon import on_stop_signal, setup_logging
 from bus.schema import Verdict
 from bus.sockets import generate_keys
+from ops.perf import PerfReport
 from ops.perf_bus_sites import (
     MESSAGE_BYTES,
     POLL_SLICE_S,
@@ -225,23 +226,15 @@ def percentile(values: list[float], q: float) -> float:
 
 
 @dataclass
-class Report:
+class Report(PerfReport):
     """Everything `hpcrl perf bus --json` prints (as one JSON object)."""
 
     benchmark: str = "bus"
-    date: str = ""
-    commit: str = ""
-    """`git describe --always --dirty` of the code measured (empty outside a git checkout)."""
-    quick: bool = False
-    machine: dict[str, Any] = field(default_factory=dict)
-    settings: dict[str, Any] = field(default_factory=dict)
     throughput: dict[str, Any] = field(default_factory=dict)
     latency: dict[str, Any] = field(default_factory=dict)
     swarm: dict[str, Any] = field(default_factory=dict)
     curve: dict[str, Any] = field(default_factory=dict)
-    targets: dict[str, Any] = field(default_factory=dict)
     broker_profile: dict[str, Any] = field(default_factory=dict)
-    wall_s: float = 0.0
 
 
 def machine_info() -> dict[str, Any]:
