@@ -111,7 +111,14 @@ def _start(
         future = executor.submit(calibrator.calibrate)
     else:
         log.info("event=candidate id=%s problem=%s size=%d", candidate.candidate_id, candidate.problem, candidate.size)
-        future = executor.submit(pipeline.evaluate, candidate.problem, candidate.size, candidate.source, cancel)
+        future = executor.submit(
+            pipeline.evaluate,
+            candidate.problem,
+            candidate.size,
+            candidate.source,
+            cancel,
+            use_cache=not candidate.remeasure,  # a confirmation run must measure again
+        )
     future.add_done_callback(lambda _: os.write(wake, b"."))
     return Job(future, candidate, cancel)
 

@@ -121,6 +121,8 @@ class Candidate(Message, frozen=True, kw_only=True, tag="candidate"):
     policy_version: NonNegativeInt = 0
     source: SourceCode
     attempt: Annotated[int, msgspec.Meta(ge=1)] = 1
+    remeasure: bool = False
+    """Measure it even if a bencher has a cached result for the same source (confirmation runs)."""
 
     @property
     def topic_of_result(self) -> str:
@@ -211,6 +213,46 @@ class StageChange(Event, frozen=True, kw_only=True, tag="stage_change"):
     @property
     def topic(self) -> str:
         return f"stage.{self.problem}"
+
+
+class AddStatus(enum.StrEnum):
+    """What adding a result did to the archive (pyribs' vocabulary)."""
+
+    NOT_ADDED = "not_added"
+    IMPROVE_EXISTING = "improve_existing"
+    NEW = "new"
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
+    """It would become its problem's best: a second measurement decides (see Archived.confirmation_of)."""
+
+
+class Archived(Event, frozen=True, kw_only=True, tag="archived"):
+    """The archive stored a result: its techniques, its cell, and what it did to the archive."""
+
+    candidate_id: Identifier
+    run: Identifier
+    problem: ProblemName
+    size: ProblemSize
+    stage: NonNegativeInt = 0
+    """The stage the candidate was generated for (copied from the result)."""
+    current_stage: NonNegativeInt = 0
+    """The problem's stage when the archive stored the result."""
+    policy_version: NonNegativeInt = 0
+    verdict: Verdict
+    objective: NonNegativeFloat = 0.0
+    """The GFLOPS that count for the archive (ok results; 0 otherwise)."""
+    techniques: list[str] = []
+    parse_error: str = ""
+    """Why no techniques could be detected (the source did not parse); empty otherwise."""
+    cell: str = ""
+    status: AddStatus = AddStatus.NOT_ADDED
+    outside_stage: bool = False
+    """It uses techniques its stage does not permit; the trainer decides its reward."""
+    confirmation_of: str = ""
+    """Set on a confirmation measurement: the candidate it confirms."""
+
+    @property
+    def topic(self) -> str:
+        return f"archive.{self.problem}"
 
 
 class TrainerStep(Event, frozen=True, kw_only=True, tag="trainer_step"):
@@ -315,7 +357,17 @@ class FetchReply(Message, frozen=True, kw_only=True, tag="fetch_reply"):
 
 
 AnyMessage = (
-    Candidate | Result | Ready | Release | StageChange | TrainerStep | Heartbeat | Ack | FetchRequest | FetchReply
+    Candidate
+    | Result
+    | Ready
+    | Release
+    | StageChange
+    | Archived
+    | TrainerStep
+    | Heartbeat
+    | Ack
+    | FetchRequest
+    | FetchReply
 )
 MESSAGE_TYPES: Final[tuple[type[Message], ...]] = typing.get_args(AnyMessage)
 KINDS: Final[frozenset[str]] = frozenset(t.__struct_config__.tag for t in MESSAGE_TYPES)  # type: ignore[misc]

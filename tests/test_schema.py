@@ -12,6 +12,8 @@ from bus.schema import (
     Ack,
     AckEntry,
     AckStatus,
+    AddStatus,
+    Archived,
     Candidate,
     FetchReply,
     FetchRequest,
@@ -79,6 +81,21 @@ SAMPLES = [
         stats={"coverage": 0.5},
         bus_seq=4,
         topic_seq=1,
+    ),
+    stamper.make(
+        Archived,
+        candidate_id="c-1",
+        run="r",
+        problem="dgemm",
+        size=512,
+        stage=1,
+        current_stage=2,
+        verdict=Verdict.OK,
+        objective=12.5,
+        techniques=["loop_order", "tiling"],
+        cell="dgemm/512/loop_order+tiling",
+        status=AddStatus.NEW,
+        outside_stage=True,
     ),
     stamper.make(
         TrainerStep,
@@ -160,6 +177,7 @@ def test_event_topics_follow_the_documented_rules() -> None:
     assert [m.topic for m in SAMPLES if hasattr(m, "topic") and not isinstance(m, Candidate)] == [
         "result.dgemm",
         "stage.dgemm",
+        "archive.dgemm",
         "trainer.step",
         "heartbeat.broker",
     ]
