@@ -146,8 +146,10 @@ class BusClient:
         stage: int = 0,
         policy_version: int = 0,
         candidate_id: str | None = None,
+        remeasure: bool = False,
     ) -> Candidate:
-        """Send a candidate; it stays pending (re-sent as needed) until its result arrives."""
+        """Send a candidate; it stays pending (re-sent as needed) until its result arrives.
+        `remeasure`: benchers must measure it even if they have it cached (confirmation runs)."""
         candidate = self.conn.stamper.make(
             Candidate,
             candidate_id=candidate_id or uuid.uuid4().hex,
@@ -157,6 +159,7 @@ class BusClient:
             stage=stage,
             policy_version=policy_version,
             source=source,
+            remeasure=remeasure,
         )
         if candidate.candidate_id in self.pending or candidate.candidate_id in self.finished:
             raise ValueError(f"candidate id {candidate.candidate_id!r} was already submitted by this client")

@@ -482,7 +482,9 @@ class Stamper:
         self._seq = 0
 
     def make(self, cls: type[M], **fields: Any) -> M:
-        return cls(**self._envelope(), **fields)
+        """A new message. `fields` may set `id`: a publisher that must re-publish the same event after
+        a restart derives it from what the event is about, so the broker de-duplicates it."""
+        return cls(**{**self._envelope(), **fields})
 
     def remake(self, message: M, **changes: Any) -> M:
         """A new message (fresh envelope) with the fields of `message`, some changed."""

@@ -6,6 +6,17 @@ from __future__ import annotations
 import importlib
 import sys
 
+OPTIONAL_PACKAGES = {
+    "tree_sitter": "archive",
+    "tree_sitter_c": "archive",
+    "matplotlib": "archive",
+    "torch": "train",
+    "transformers": "train",
+    "peft": "train",
+    "vllm": "gpu",
+}
+"""Packages of the extras (pyproject.toml), by the extra that installs them."""
+
 # name -> (module, function, one-line help). Each function takes argv and returns an exit code.
 CommandTable = dict[str, tuple[str, str, str]]
 
@@ -15,6 +26,10 @@ SUBCOMMANDS: CommandTable = {
     "keys": ("bus.cli", "keys", "generate CURVE key pairs for an encrypted, authenticated bus"),
     "bencher": ("bencher.cli", "run_bencher", "run the benchmark daemon: compile, sandbox, verify and time candidates"),
     "bench-file": ("bencher.cli", "bench_file", "benchmark one C file locally with the bencher's pipeline (no bus)"),
+    "archive": ("archive.cli", "run_archive", "run the SQD archive daemon; `archive export|report` read its store"),
+    "elites": ("archive.cli", "elites", "print the archive's elites (the best solution per cell)"),
+    "stages": ("archive.cli", "stages", "print each problem's stage and stage history"),
+    "techniques": ("archive.techniques", "main", "print the optimisation techniques detected in a C file"),
     "test-worker": ("bus.test_worker", "main", "a stand-in worker that runs nothing (for bus tests and load tests)"),
     "perf": ("ops.perf", "main", "measure performance figures and print them as JSON"),
     "demo": ("ops.demo", "main", "run the whole system locally on embedded defaults"),
@@ -31,7 +46,14 @@ def dispatch(prog: str, noun: str, usage_line: str, table: CommandTable, argv: l
         print(f"{prog}: unknown {noun} {argv[0]!r}\n\n{usage}", file=sys.stderr)
         return 2
     module_name, function_name, _ = table[argv[0]]
-    function = getattr(importlib.import_module(module_name), function_name)
+    try:
+        function = getattr(importlib.import_module(module_name), function_name)
+    except ModuleNotFoundError as error:
+        extra = OPTIONAL_PACKAGES.get((error.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"{prog} {argv[0]}: needs the Python package {error.name}: pip install 'hpcrl[{extra}]'", file=sys.stderr)
+        return 2
     return int(function(argv[1:]))
 
 

@@ -1,4 +1,4 @@
-"""The house style is checked, not hoped for: ruff lint and format on everything, mypy --strict on bus/ and bencher/."""
+"""The house style is checked, not hoped for: ruff lint and format on everything, mypy --strict on bus/, bencher/ and archive/."""
 
 from __future__ import annotations
 
@@ -24,6 +24,6 @@ def test_the_code_is_ruff_formatted() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_mypy_strict_passes_on_the_bus_and_the_bencher() -> None:
+def test_mypy_strict_passes_on_the_bus_the_bencher_and_the_archive() -> None:
     done = run(str(TOOLS / "mypy"))
     assert done.returncode == 0, done.stdout + done.stderr
