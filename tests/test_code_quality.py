@@ -1,4 +1,5 @@
-"""The house style is checked, not hoped for: ruff lint and format on everything, mypy --strict on bus/, bencher/ and archive/."""
+"""The house style is checked, not hoped for: ruff lint and format on everything, mypy --strict (see
+pyproject.toml: bus/, bencher/, archive/)."""
 
 from __future__ import annotations
 
