@@ -53,6 +53,7 @@ def serve(hpcrl: HpcrlConfig, config: ArchiveConfig, stop: threading.Event | Non
         while not stop.is_set():
             loop.turn()
         loop.finish()
+    archive.close()
     log.info("event=stopped stored=%d cursor=%d", store.count(), store.cursor())
     store.close()
     return 0

@@ -14,8 +14,11 @@ confirmation is itself stored, with `confirmation_of` set.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import time
 from collections import OrderedDict
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from archive.config import ArchiveConfig
@@ -27,7 +30,9 @@ from bus.schema import AddStatus, Result, Verdict
 
 CONFIRMATION_SUFFIX = "~confirm"
 ANALYSIS_CACHE_SIZE = 4096
-"""Analyses kept by normalized source: GRPO groups repeat sources, and parsing is the costly part."""
+"""Analyses kept by source: GRPO groups repeat sources, and parsing is the costly part of ingest."""
+PARALLEL_MIN_SOURCES = 16
+"""New sources in one batch from which their analyses run in a process pool (one process per core)."""
 
 
 @dataclass
@@ -35,6 +40,10 @@ class IngestOutcome:
     batch: Batch
     to_confirm: list[Result] = field(default_factory=list)
     """Results to send to the benchers again (as candidates with remeasure)."""
+
+
+def _key(source: str) -> str:
+    return hashlib.sha256(source.encode()).hexdigest()
 
 
 class Archive:
@@ -45,7 +54,12 @@ class Archive:
         self.trackers: dict[str, StageTracker] = {}
         self.pending: dict[str, Confirmation] = {c.confirmation_id: c for c in store.confirmations("pending")}
         self._analyses: OrderedDict[str, Analysis] = OrderedDict()
+        self._pool: ProcessPoolExecutor | None = None
         self._restore_stages(store)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
 
     # ------------------------------------------------------------ the step
 
@@ -56,6 +70,7 @@ class Archive:
     def ingest(self, results: list[Result], cursor: int) -> IngestOutcome:
         """Results not stored before, in order; duplicates must already be removed by the caller."""
         outcome = IngestOutcome(Batch([], [], [], [], cursor))
+        self._prefetch([r.source for r in results])
         for result in results:
             if result.candidate_id in self.pending:
                 self._confirmation(result, outcome)
@@ -72,15 +87,32 @@ class Archive:
         return self.trackers[problem].stage if problem in self.trackers else 0
 
     def analysis(self, source: str) -> Analysis:
-        key = hashlib.sha256(source.encode()).hexdigest()
+        key = _key(source)
         found = self._analyses.get(key)
         if found is None:
-            found = self._analyses[key] = analyze(source)
-            if len(self._analyses) > ANALYSIS_CACHE_SIZE:
-                self._analyses.popitem(last=False)
+            found = self._remember(key, analyze(source))
         else:
             self._analyses.move_to_end(key)
         return found
+
+    def _remember(self, key: str, analysis: Analysis) -> Analysis:
+        self._analyses[key] = analysis
+        if len(self._analyses) > ANALYSIS_CACHE_SIZE:
+            self._analyses.popitem(last=False)
+        return analysis
+
+    def _prefetch(self, sources: list[str]) -> None:
+        """Analyse a batch's new sources on every core at once (a spawned pool: forking a process
+        that holds zmq sockets and threads is unsafe)."""
+        missing = {key: source for source in sources if (key := _key(source)) not in self._analyses}
+        workers = min(os.cpu_count() or 1, 8)
+        if len(missing) < PARALLEL_MIN_SOURCES or workers < 2:
+            return
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        chunk = max(1, len(missing) // (4 * workers))
+        for key, analysis in zip(missing, self._pool.map(analyze, missing.values(), chunksize=chunk), strict=True):
+            self._remember(key, analysis)
 
     # ------------------------------------------------------------ internals
 
@@ -194,10 +226,10 @@ class Archive:
             self.tracker(row.problem).stage = row.to_stage
         for problem, tracker in self.trackers.items():
             best = 0.0
-            for record in store.records(problem):
-                if record.status in (AddStatus.NEW, AddStatus.IMPROVE_EXISTING):
-                    best = max(best, record.objective)
-                if record.current_stage == tracker.stage and not record.confirmation_of:
+            for status, objective, current_stage, confirmation_of in store.progress(problem):
+                if status in (AddStatus.NEW, AddStatus.IMPROVE_EXISTING):
+                    best = max(best, objective)
+                if current_stage == tracker.stage and not confirmation_of:
                     tracker.results_in_stage += 1
                     tracker.best_history.append(best)
                     if len(tracker.best_history) > tracker.current.plateau_window + 1:

@@ -42,6 +42,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             objective REAL NOT NULL, outside_stage INTEGER NOT NULL, confirmation_of TEXT NOT NULL,
             published INTEGER NOT NULL DEFAULT 0)""",
         "CREATE INDEX results_by_problem ON results (problem, stored_at)",
+        "CREATE INDEX results_by_stage ON results (problem, current_stage)",
         "CREATE INDEX results_unpublished ON results (published) WHERE published = 0",
         """CREATE TABLE elites (
             problem TEXT NOT NULL, size INTEGER NOT NULL, cell TEXT NOT NULL, candidate_id TEXT NOT NULL,
@@ -266,6 +267,15 @@ class ArchiveStore:
         args: tuple[Any, ...] = (since_stored_at, problem) if problem else (since_stored_at,)
         for row in self.db.execute(query, args):
             yield _record(row)
+
+    def progress(self, problem: str) -> Iterator[tuple[str, float, int, str]]:
+        """(status, objective, current_stage, confirmation_of) of the problem's results in storage order:
+        what a restarting archive replays to rebuild its stage trackers, without reading sources."""
+        query = (
+            "SELECT status, objective, current_stage, confirmation_of FROM results"
+            " WHERE problem = ? ORDER BY stored_at, rowid"
+        )
+        yield from self.db.execute(query, (problem,))
 
     def stage_counts(self) -> dict[tuple[str, int], int]:
         """Results stored per (problem, current stage): how far each stage has got."""

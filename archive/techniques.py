@@ -82,11 +82,14 @@ step, bound or offset is read. Function-like macros used as expressions (`MIN(a,
 work; macros that expand to statements, types or qualifiers (`FOR(i, n) {...}`, `double *RESTRICT p`) make
 the source unparseable.
 
+Bounded work. The analysis counts its steps (statements, expression nodes, bytes searched); past
+`MAX_ANALYSIS_STEPS`, or with loops nested deeper than `MAX_LOOP_DEPTH`, it gives no labels and says so in
+`parse_error`, like an unparseable source. The largest kernel of the bencher's ladder takes 1,400 steps.
+
 Known weaknesses: variables are followed by name and flow-insensitively; calls through function pointers are
-not followed; helpers are inlined at most `MAX_INLINE_DEPTH` deep and `MAX_INSTANCES` times, and the walk
-stops after `MAX_WALK_STATEMENTS` statements (labels found so far are kept); manual unrolling written with a
-bumped pointer (`p[0]`, `p[1]`, `p += 4`) is not seen; `typeof`, `_Complex` and case ranges are not parsed by
-tree-sitter-c 0.24 and make the source unparseable.
+not followed; helpers are inlined at most `MAX_INLINE_DEPTH` deep and `MAX_INSTANCES` times (further calls are
+not followed); manual unrolling written with a bumped pointer (`p[0]`, `p[1]`, `p += 4`) is not seen;
+`typeof`, `_Complex` and case ranges are not parsed by tree-sitter-c 0.24 and make the source unparseable.
 """
 
 from __future__ import annotations
@@ -126,8 +129,12 @@ MAX_INLINE_DEPTH: Final = 6
 """How deep calls to the file's own helpers are followed."""
 MAX_INSTANCES: Final = 256
 """How many function bodies (entry points plus inlined helper calls) one analysis walks."""
-MAX_WALK_STATEMENTS: Final = 50_000
-"""How many statements one analysis visits, over all inlined bodies."""
+MAX_ANALYSIS_STEPS: Final = 200_000
+"""Statements, expression nodes and (per 64) bytes searched in one analysis, over all inlined bodies."""
+MAX_LOOP_DEPTH: Final = 64
+"""Loops nested deeper than this (counting inlined helpers) are not analysed."""
+MAX_ATTRIBUTE_BYTES: Final = 4096
+"""A longer `__attribute__((...))` is left alone (and will not parse): no real one is that long."""
 MAX_EXPRESSION_DEPTH: Final = 100
 """Deeper expression subtrees are not looked into (they add no dependencies)."""
 REGISTER_LOOP_MAX_TRIPS: Final = 16
@@ -167,6 +174,21 @@ _PARENS = re.compile(r"\([^()]*\)")
 _COMMENT_STR = re.compile(r"/\*.*?\*/|//.*", re.S)
 
 
+class _TooComplex(Exception):
+    """The analysis ran past one of its bounds; `analyze` turns it into a `parse_error`."""
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, non-overlapping spans covering the same bytes."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
 @dataclass(frozen=True)
 class _Pragma:
     offset: int
@@ -188,7 +210,8 @@ def _attribute_end(data: bytes, start: int) -> int:
     if index >= len(data) or data[index] != 0x28:
         return -1
     depth = 0
-    while index < len(data):
+    limit = min(len(data), index + MAX_ATTRIBUTE_BYTES)
+    while index < limit:
         byte = data[index]
         if byte == 0x28:
             depth += 1
@@ -197,7 +220,7 @@ def _attribute_end(data: bytes, start: int) -> int:
             if depth == 0:
                 return index + 1
         elif byte == 0x22:
-            close = data.find(b'"', index + 1)
+            close = data.find(b'"', index + 1, limit)
             if close < 0:
                 return -1
             index = close
@@ -385,16 +408,6 @@ def _strip(node: Node) -> Node:
     return node
 
 
-def _walk(node: Node, skip: frozenset[str] = frozenset()) -> Iterator[Node]:
-    """Every node under `node` (itself included) in document order, not entering node types in `skip`."""
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        if current.type not in skip:
-            stack.extend(reversed(current.children))
-
-
 def _first_error(source: bytes, root: Node) -> str:
     node = root
     while not (node.is_error or node.is_missing):
@@ -580,7 +593,7 @@ class _Analyzer:
         self.reached_spans: list[tuple[int, int]] = []
         self.unroll_checked: set[int] = set()
         self.instances = 0
-        self.statements = 0
+        self.steps = 0
         self._file_scope(root)
 
     def _text(self, node: Node | None) -> str:
@@ -591,6 +604,21 @@ class _Analyzer:
 
     def _is_zero_condition(self, node: Node) -> bool:
         return node.type == "preproc_if" and self._compact(_field(node, "condition")) == "0"
+
+    def _tick(self, steps: int = 1) -> None:
+        self.steps += steps
+        if self.steps > MAX_ANALYSIS_STEPS:
+            raise _TooComplex(f"too complex to analyse: more than {MAX_ANALYSIS_STEPS} steps")
+
+    def _walk(self, node: Node, skip: frozenset[str] = frozenset()) -> Iterator[Node]:
+        """Every node under `node` (itself included) in document order, not entering node types in `skip`."""
+        stack = [node]
+        while stack:
+            current = stack.pop()
+            self._tick()
+            yield current
+            if current.type not in skip:
+                stack.extend(reversed(current.children))
 
     # -- file scope --
 
@@ -642,7 +670,7 @@ class _Analyzer:
 
     def _enumerators(self, node: Node) -> None:
         following = 0
-        for enumerator in _walk(node):
+        for enumerator in self._walk(node):
             if enumerator.type != "enumerator":
                 continue
             value = _field(enumerator, "value")
@@ -708,9 +736,7 @@ class _Analyzer:
         work: list[tuple[Node, _Instance, tuple[_Loop, ...]]] = [(body, instance, loops)]
         while work:
             node, instance, loops = work.pop()
-            self.statements += 1
-            if self.statements > MAX_WALK_STATEMENTS:
-                return
+            self._tick()
             kind = node.type
             pending: list[tuple[Node, _Instance, tuple[_Loop, ...]]] = []
             if kind in _BLOCKS or (kind == "preproc_if" and not self._is_zero_condition(node)):
@@ -767,6 +793,8 @@ class _Analyzer:
         instance: _Instance,
         loops: tuple[_Loop, ...],
     ) -> _Loop:
+        if len(loops) >= MAX_LOOP_DEPTH:
+            raise _TooComplex(f"loops nested deeper than {MAX_LOOP_DEPTH}")
         loop = _Loop(len(self.loops) + 1, var, step, has_step, trips, start, bound, instance.id, loops)
         self.loops.append(loop)
         return loop
@@ -786,7 +814,7 @@ class _Analyzer:
                 self._expression(initializer, instance, loops)
         var, step, has_step = self._control(initializer, condition, update)
         if initializer is not None and var is not None:
-            for candidate in _walk(initializer, frozenset({"call_expression"})):
+            for candidate in self._walk(initializer, frozenset({"call_expression"})):
                 if candidate.type == "init_declarator" and self._text(_field(candidate, "declarator")) == var:
                     start_value = _field(candidate, "value")
                 elif candidate.type == "assignment_expression" and self._text(_field(candidate, "left")) == var:
@@ -820,7 +848,7 @@ class _Analyzer:
         self, initializer: Node | None, condition: Node | None, update: Node | None
     ) -> tuple[str | None, int | None, bool]:
         """(index variable, constant step or None, whether the loop has an update of its index)."""
-        in_condition = {self._text(n) for n in _walk(condition)} if condition is not None else set()
+        in_condition = {self._text(n) for n in self._walk(condition)} if condition is not None else set()
         steps: list[tuple[str, int | None]] = []
         stack = [update] if update is not None else []
         while stack:
@@ -854,7 +882,7 @@ class _Analyzer:
         if steps:
             return steps[0][0], steps[0][1], True
         if initializer is not None:
-            for node in _walk(initializer, frozenset({"call_expression"})):
+            for node in self._walk(initializer, frozenset({"call_expression"})):
                 if node.type == "init_declarator":
                     return self._text(_field(node, "declarator")) or None, None, False
         return None, None, False
@@ -889,7 +917,9 @@ class _Analyzer:
         """Whether the body uses `var` at two or more constant offsets in [0, step)."""
         offsets: set[int] = set()
         pattern = re.compile(rb"\b" + re.escape(var.encode()) + rb"\b")
+        self._tick((body.end_byte - body.start_byte) // 64)
         for match in pattern.finditer(self.source, body.start_byte, body.end_byte):
+            self._tick()
             node = body.descendant_for_byte_range(match.start(), match.end())
             if node is not None and node.type == "identifier" and node.end_byte == match.end():
                 offset = self._offset(node)
@@ -902,15 +932,19 @@ class _Analyzer:
     def _offset(self, node: Node) -> int | None:
         """The constant added to `node` in the sum it is a term of (`k + 1` -> 1, `j + k + 2` -> 2)."""
         top = node
-        while (parent := top.parent) is not None and (
-            parent.type == "parenthesized_expression"
-            or (parent.type == "binary_expression" and _operator(parent) in ("+", "-"))
-        ):
+        for _ in range(MAX_EXPRESSION_DEPTH):
+            parent = top.parent
+            if parent is None or not (
+                parent.type == "parenthesized_expression"
+                or (parent.type == "binary_expression" and _operator(parent) in ("+", "-"))
+            ):
+                break
             top = parent
         offset, sign_of_node = 0, 0
         stack: list[tuple[Node, int]] = [(top, 1)]
-        while stack and len(stack) < 64:
+        while stack:
             current, sign = stack.pop()
+            self._tick()
             if current.type == "parenthesized_expression" and (inside := _first_named(current)) is not None:
                 stack.append((inside, sign))
             elif current.type == "binary_expression" and _operator(current) in ("+", "-"):
@@ -1029,7 +1063,7 @@ class _Analyzer:
                 self._bump(left, instance, loops)
             elif (products := self._products(right, instance)) and name in instance.kinds:
                 instance.products[name] = products
-        for target in _walk(left):
+        for target in self._walk(left):
             if target.type == "update_expression":
                 self._bump(_field(target, "argument"), instance, loops)
         if self._accumulation(left, operator, right, destination, instance, loops):
@@ -1055,6 +1089,7 @@ class _Analyzer:
         stack = [(expression, 0)]
         while stack:
             node, depth = stack.pop()
+            self._tick()
             if depth > MAX_EXPRESSION_DEPTH:
                 continue
             kind = node.type
@@ -1094,7 +1129,9 @@ class _Analyzer:
             return False
         if operator == "=":
             target = self._compact(left)
-            if not any(node.type == left.type and self._compact(node) == target for node in _walk(right)):
+            if target not in self._compact(right) or not any(
+                node.type == left.type and self._compact(node) == target for node in self._walk(right)
+            ):
                 return False
         if operator == "=" and right.type == "identifier":
             return False
@@ -1203,7 +1240,7 @@ class _Analyzer:
     def _reloads(self, value: Node, address: Node) -> bool:
         """Whether `value` loads from `address` (the same text), as a read-modify-write store does."""
         target = self._compact(address)
-        for node in _walk(value):
+        for node in self._walk(value):
             if node.type == "call_expression" and "load" in self._text(_field(node, "function")):
                 arguments = _field(node, "arguments")
                 if arguments is not None and arguments.named_child_count:
@@ -1225,6 +1262,7 @@ class _Analyzer:
         """What an expression's value depends on: loops (`L`), strided loops (`S`), tile bounds (`N`), memory."""
         if node is None or instance is None or depth > MAX_EXPRESSION_DEPTH:
             return _NONE
+        self._tick()
         kind = node.type
         if kind == "identifier":
             return self._name(self._text(node), instance, loops)
@@ -1309,12 +1347,17 @@ class _Analyzer:
 
     def _pragma_labels(self) -> set[str]:
         labels: set[str] = set()
-        functions = [(d.start_byte, d.end_byte, d.id) for ds in self.functions.values() for d in ds]
+        # Function definitions do not overlap, so the one a pragma is in is the last starting before it.
+        functions = sorted((d.start_byte, d.end_byte, d.id) for ds in self.functions.values() for d in ds)
+        starts = [start for start, _, _ in functions]
+        dead = _merge(self.dead_spans)
+        dead_starts = [start for start, _ in dead]
         for pragma in self.pragmas:
-            if any(start <= pragma.offset < end for start, end in self.dead_spans):
+            index = bisect.bisect_right(dead_starts, pragma.offset) - 1
+            if index >= 0 and pragma.offset < dead[index][1]:
                 continue
-            inside = [d for start, end, d in functions if start <= pragma.offset < end]
-            if inside and not any(d in self.reached for d in inside):
+            index = bisect.bisect_right(starts, pragma.offset) - 1
+            if index >= 0 and pragma.offset < functions[index][1] and functions[index][2] not in self.reached:
                 continue
             labels.update(self._pragma_label(pragma.words))
         return labels
@@ -1418,13 +1461,14 @@ class _Analyzer:
 
     def _copy_labels(self) -> set[str]:
         labels: set[str] = set()
-        computing = [{loop.id for loop in loops} for loops, _ in self.computations]
+        computing = {loop.id for loops, _ in self.computations for loop in loops}
+        computing.update(loop.id for a in self.accumulations for loop in a.loops)
         read = set().union(*(origins for _, origins in self.computations)) if self.computations else set()
         read.update(*(origins for a in self.accumulations for _, origins in a.operands))
         for copy in self.copies:
             if self._transposes(copy):
                 labels.add("transpose")
-            own = [loop for loop in copy.loops if not any(loop.id in ids for ids in computing)]
+            own = [loop for loop in copy.loops if loop.id not in computing]
             gathers = any(f"S{loop.id}" in copy.source for loop in own)
             blocked = len(own) < len(copy.loops) or any(
                 not loop.has_step or loop.step is None or abs(loop.step) >= 2 for loop in own if loop.var is not None
@@ -1472,11 +1516,14 @@ def analyze(source: str) -> Analysis:
     root = tree.root_node
     if root.has_error:
         return Analysis(frozenset(), _first_error(blanked, root))
-    analyzer = _Analyzer(blanked, root, pragmas, vector_spans)
-    if not analyzer.functions:
-        return Analysis(frozenset(), "no function definition")
-    analyzer.run()
-    return Analysis(analyzer.labels())
+    try:
+        analyzer = _Analyzer(blanked, root, pragmas, vector_spans)
+        if not analyzer.functions:
+            return Analysis(frozenset(), "no function definition")
+        analyzer.run()
+        return Analysis(analyzer.labels())
+    except _TooComplex as error:
+        return Analysis(frozenset(), str(error))
 
 
 def main(argv: list[str]) -> int:

@@ -13,6 +13,7 @@ from ops.cli import CommandTable, dispatch
 
 BENCHMARKS: CommandTable = {
     "bus": ("ops.perf_bus", "main", "broker throughput, latency, 500-worker fan-out and CURVE cost vs raw pyzmq"),
+    "archive": ("ops.perf_archive", "main", "archive ingest rate, technique detection time, query latency"),
     "bencher": (
         "ops.perf_bencher",
         "main",
