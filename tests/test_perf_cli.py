@@ -116,3 +116,18 @@ def test_quick_bencher_benchmark_reports_overhead_fidelity_cache_and_daemon_figu
 
     for name in ("overhead_ms", "overhead_ratio", "fidelity_reference", "fidelity_openblas", "cv_reference"):
         assert isinstance(report["targets"][name]["met"], bool), name
+
+
+def test_quick_archive_benchmark_reports_ingest_descriptor_and_query_figures() -> None:
+    out = subprocess.run(
+        [*HPCRL, "perf", "archive", "--json", "--quick"], cwd=REPO, capture_output=True, text=True, timeout=180
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    report = json.loads(out.stdout)
+    assert report["benchmark"] == "archive" and report["quick"] is True
+    assert positive(report["ingest"]["grpo_like"]["results_per_s"])
+    assert positive(report["ingest"]["every_source_new"]["results_per_s"])
+    assert report["bus"]["results"] == 300 and report["bus"]["exit_codes"] == [0, 0]
+    assert report["descriptors"]["candidates"] > 30 and positive(report["descriptors"]["median_ms"])
+    assert report["queries"]["stored_results"] == 10_000 and positive(report["queries"]["elites_ms"])
+    assert set(report["targets"]) == {"ingest_per_s", "descriptor_median_ms"}
