@@ -172,3 +172,17 @@ def test_an_archive_of_a_newer_schema_stops_the_daemon_with_the_reason(site: Bus
     assert daemon.wait(30) == 2
     assert "upgrade hpcrl" in log_of(site, "archive")
     assert hpcrl(site, "elites").returncode == 2
+
+
+def test_a_bad_archive_setting_stops_every_archive_command_with_the_fix(site: BusSite) -> None:
+    env = {**archive_env(site), "HPCRL_ARCHIVE__PLATEAU_WINDOW": "0"}
+    for command in (["archive"], ["elites"], ["stages"], ["archive", "export"]):
+        done = subprocess.run([*HPCRL, *command], env=env, capture_output=True, text=True, cwd=REPO, timeout=60)
+        assert done.returncode == 2 and "archive.plateau_window" in done.stderr, (command, done.stderr)
+    ladder = site.workdir / "hpcrl.toml"
+    ladder.write_text('[[archive.stages]]\ntechniques = ["warp_speed"]\n')
+    done = subprocess.run(
+        [*HPCRL, "archive", "--config", str(ladder)], env=archive_env(site), capture_output=True, text=True, cwd=REPO,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and "unknown names ['warp_speed']" in done.stderr

@@ -171,3 +171,12 @@ def test_a_bad_ladder_is_refused_with_the_reason(stages: list[object], message: 
 def test_one_technique_per_stage_is_expressible_in_config_alone() -> None:
     ladder = ArchiveConfig(stages=[{"techniques": [t]} for t in ("loop_order", "tiling", "openmp")]).ladder()
     assert [set(s.techniques) for s in ladder] == [{"loop_order"}, {"tiling"}, {"openmp"}]
+
+
+def test_an_unparseable_source_is_stored_without_techniques_and_with_the_reason(tmp_path: Path) -> None:
+    archive, store = make_archive(tmp_path, confirm=False)
+    broken = result("void dgemm(int n, const double *A, const double *B, double *C) { for (;; }", gflops=1.0)
+    feed(archive, store, [broken])
+    stored = store.record(broken.candidate_id)
+    assert stored is not None and stored.techniques == () and stored.parse_error
+    assert stored.cell == "dgemm/512/none"
