@@ -17,7 +17,10 @@ splits a loop from its body when a `#pragma` line sits between them (`for (...)`
 Words used below. A *multiply-accumulate* is an assignment `X += E`, `X -= E`, or `X = E` with `X` inside
 `E`, where `E` multiplies: a binary `*` or a call whose name has `mul`/`fma`/`fmadd` (`_mm256_fmadd_pd(a, b,
 c)`, `fma(a, b, s)`), looked for outside array subscripts and outside calls that are not arithmetic (a load,
-a broadcast); `X` is not an integer or pointer variable (that is index arithmetic). A *register accumulator* is
+a broadcast), or through a temporary (`t = a * b; c[j] += t`); `X` is not an integer or pointer variable
+(that is index arithmetic). A vector store whose value multiplies and reloads the stored address
+(`_mm256_storeu_pd(p, _mm256_fmadd_pd(a, b, _mm256_loadu_pd(p)))`) is one too. *Computation* means the
+multiply-accumulates and the stores to an output. A *register accumulator* is
 an `X` that is a local scalar or vector variable, or an element of a local array of constant size (at most 256
 elements). A *register loop* has a constant trip count of at most 16 (`for (r = 0; r < MR; r++)`): the
 compiler unrolls it fully, so it is not a level of the loop order. An *input* is a `const`-qualified pointer
@@ -28,14 +31,17 @@ on" follows variables through assignments and helper parameters (`i1 = min(i0 + 
 Labels (exactly these ten, in `TECHNIQUES` order):
 
 - `loop_order`: some multiply-accumulate's innermost enclosing loop, skipping register loops, has an index that
-  the destination depends on; so the innermost loop is not the reduction loop (i-k-j, k-i-j), where the
-  textbook i-j-k order accumulates along `k` into one scalar. Register-blocked micro-kernels (k innermost
-  around a block of accumulators) are not `loop_order`.
+  the destination's address depends on, while an enclosing loop's index is one it does not depend on: the
+  reduction loop is outside the innermost loop (i-k-j, k-i-j, j-k-i). The textbook i-j-k order, and j-i-k,
+  accumulate along the innermost `k` into one place; a scalar accumulator is one place whatever the loops.
+  Register-blocked micro-kernels (k innermost around a block of accumulators) are not `loop_order`, nor is an
+  elementwise update (`C[t] += x * y[t]`, no reduction loop at all).
 - `tiling`: a loop T whose step is not 1 (a constant >= 2 or a variable block size), and a loop P nested
   inside it with at least one other loop between them, whose range is a tile of T's index: P starts at a
   value that depends on T's index and its bound depends on it too (`i = i0; i < i0 + BS`), or its bound is a
   min-like expression (a call with `min` in its name, or `?:`) of T's index (`k < kc`, `kc = min(KC, n -
-  k0)`). A strip-mined loop alone (P directly inside T) is not tiling: it changes no traversal order.
+  k0)`). A strip-mined loop alone (P directly inside T) is not tiling: it changes no traversal order; nor is a
+  register tile, a P with a constant trip count of at most 8 (`r = i; r < i + 2` at a register block's edge).
 - `unrolling`: a `#pragma GCC unroll N` / `#pragma unroll [N]` / `#pragma clang loop unroll...` with N >= 2
   or no N, or `#pragma GCC optimize` naming `unroll-loops`; or a loop with a constant step s >= 2 whose body
   uses its index at two or more constant offsets in [0, s) (`a[k]`, `a[k + 1]`, ...). A step-4 loop that
@@ -48,7 +54,8 @@ Labels (exactly these ten, in `TECHNIQUES` order):
 - `simd_intrinsics`: a call to `_mm*_...` or `__builtin_ia32_...` other than the non-vector ones
   (`_mm_malloc`, `_mm_free`, `_mm_prefetch`, `_mm_pause`, fences, `_mm_getcsr`/`_mm_setcsr`, ...), or a
   variable, parameter or cast of a vector type: `__m128d`/`__m256d`/`__m512d`/... or a type declared with
-  `__attribute__((vector_size(N)))`. Including `<immintrin.h>` alone is not.
+  `__attribute__((vector_size(N)))`. A call to a function-like macro whose body calls an intrinsic counts
+  (`#define FMA(a, b, c) _mm256_fmadd_pd(a, b, c)`). Including `<immintrin.h>` alone is not.
 - `simd_pragma`: `#pragma omp simd` in any form (`omp for simd`, `omp declare simd`), `#pragma GCC ivdep`,
   `#pragma ivdep`, `#pragma vector`, `#pragma clang loop vectorize(...)`.
 - `openmp`: an `omp` pragma with a directive that distributes work over threads: `parallel`, `for`, `do`,
@@ -64,7 +71,8 @@ Labels (exactly these ten, in `TECHNIQUES` order):
   destination moves by one along loop u and by a stride along loop v, the source the other way round
   (`bt[j * n + k] = B[k * n + j]`, `t[j][i] = in[i][j]`). Pointer bumps (`Ap += MR`) are not strides, so
   BLIS-style micro-panel packing counts as packing only.
-- `prefetch`: a call to `__builtin_prefetch`, `_mm_prefetch`, `_m_prefetch` or `_m_prefetchw`.
+- `prefetch`: a call to `__builtin_prefetch`, `_mm_prefetch`, `_m_prefetch` or `_m_prefetchw` (or to a
+  function-like macro whose body calls one).
 
 Everything counts only in code reachable from an entry point; a pragma counts inside a reachable function or
 at file scope, not inside `#if 0`.
@@ -139,6 +147,8 @@ MAX_EXPRESSION_DEPTH: Final = 100
 """Deeper expression subtrees are not looked into (they add no dependencies)."""
 REGISTER_LOOP_MAX_TRIPS: Final = 16
 """A loop with a constant trip count up to this is fully unrolled by the compiler: a register loop."""
+REGISTER_TILE_MAX_TRIPS: Final = 8
+"""A point loop with a constant trip count up to this (`r = i; r < i + 4`) is a register tile, not tiling."""
 REGISTER_ARRAY_MAX_ELEMENTS: Final = 256
 """A local array up to this many elements can be an array of register accumulators."""
 
@@ -233,6 +243,7 @@ def _lexical_pass(data: bytes) -> tuple[bytes, list[_Pragma], list[tuple[int, in
     buffer = bytearray(data)
     pragmas: list[_Pragma] = []
     vector_spans: list[tuple[int, int]] = []
+    attributes_balanced = True
     for match in _LEXICAL.finditer(data):
         kind = match.lastgroup
         if kind == "pragma":
@@ -241,12 +252,15 @@ def _lexical_pass(data: bytes) -> tuple[bytes, list[_Pragma], list[tuple[int, in
             body = " ".join(words).split("pragma", 1)[-1]
             pragmas.append(_Pragma(match.start(), tuple(body.split())))
             _blank(buffer, match.start(), match.end())
-        elif kind == "attribute":
+        elif kind == "attribute" and attributes_balanced:
             end = _attribute_end(data, match.end())
-            if end > 0:
-                if b"vector_size" in data[match.start() : end]:
-                    vector_spans.append((match.start(), end))
-                _blank(buffer, match.start(), end)
+            if end < 0:
+                # Unbalanced: the source will not parse anyway, and scanning on could cost quadratic time.
+                attributes_balanced = False
+                continue
+            if b"vector_size" in data[match.start() : end]:
+                vector_spans.append((match.start(), end))
+            _blank(buffer, match.start(), end)
     return bytes(buffer), pragmas, vector_spans
 
 
@@ -272,9 +286,11 @@ class _ConstantParser:
                 break
             number, name, operator = match.groups()
             if number is not None:
-                self.tokens.append(
-                    int(number, 8) if len(number) > 1 and number[0] == "0" and number.isdigit() else int(number, 0)
-                )
+                octal = len(number) > 1 and number[0] == "0" and number.isdigit()
+                if octal and not set(number) <= set("01234567"):
+                    self.ok = False  # `08` is not a C constant
+                    break
+                self.tokens.append(int(number, 8) if octal else int(number, 0))
             elif name is not None:
                 if name not in constants:
                     self.ok = False
@@ -358,7 +374,8 @@ _query: tree_sitter.Query | None = None
 
 
 def _get_parser() -> tree_sitter.Parser:
-    """One parser per process: building the language and parser costs more than parsing a candidate."""
+    """One parser per process: building it costs more than parsing a candidate. A tree-sitter parser is not
+    thread-safe, so `analyze` runs in one thread per process (the archive's ingest uses a process pool)."""
     global _parser
     if _parser is None:
         _parser = tree_sitter.Parser(tree_sitter.Language(tree_sitter_c.language()))
@@ -418,7 +435,7 @@ def _first_error(source: bytes, root: Node) -> str:
     line = node.start_point.row + 1
     if node.is_missing:
         return f"line {line}: syntax error: missing `{node.type}`"
-    snippet = " ".join(_text(source, node).split())
+    snippet = "".join(c if c.isprintable() else "?" for c in " ".join(_text(source, node)[:200].split()))
     snippet = snippet if len(snippet) <= 40 else snippet[:37] + "..."
     return f"line {line}: syntax error at `{snippet}`"
 
@@ -448,6 +465,7 @@ _NOT_SIMD_CALLS: Final = frozenset(
         "_mm_mwait",
     }
 )
+_MACRO_CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
 _PREFETCH_CALLS: Final = frozenset({"__builtin_prefetch", "_mm_prefetch", "_m_prefetch", "_m_prefetchw"})
 _ALLOCATION_CALLS: Final = frozenset(
     {"malloc", "calloc", "realloc", "aligned_alloc", "_mm_malloc", "alloca", "__builtin_alloca", "memalign", "valloc"}
@@ -562,6 +580,8 @@ def _base_kind(source: bytes, type_node: Node | None) -> str:
 
 
 class _Analyzer:
+    """One analysis: the file scope, then the walk from the entry points, then `labels()`."""
+
     def __init__(self, source: bytes, root: Node, pragmas: list[_Pragma], vector_spans: list[tuple[int, int]]) -> None:
         self.source = source
         # Every call and cast, in document order: `_calls` looks up those inside an expression by offset.
@@ -584,13 +604,15 @@ class _Analyzer:
         self.globals: dict[str, Origins] = {}
         self.global_kinds: dict[str, tuple[str, int | None]] = {}
         self.vector_types: set[str] = set()
+        self.macro_calls: dict[str, str] = {}
+        """Function-like macro -> the intrinsic or prefetch builtin its body calls."""
         self.found: set[str] = set()
         self.loops: list[_Loop] = []
         self.accumulations: list[_MultiplyAccumulate] = []
         self.copies: list[_Copy] = []
         self.computations: list[tuple[tuple[_Loop, ...], Origins]] = []
         self.reached: set[int] = set()
-        self.reached_spans: list[tuple[int, int]] = []
+        """Function definitions (node ids) walked at least once: pragmas in the others do not count."""
         self.unroll_checked: set[int] = set()
         self.instances = 0
         self.steps = 0
@@ -638,12 +660,15 @@ class _Analyzer:
                 stack.extend(reversed(node.children))
             elif kind == "preproc_def":
                 self._define(node)
-            elif kind == "declaration":
-                self._enumerators(node)
-                self._declaration(node, None, ())
-            elif kind == "type_definition":
-                self._enumerators(node)
-                self._type_definition(node)
+            elif kind == "preproc_function_def":
+                self._function_macro(node)
+            elif kind in ("declaration", "type_definition"):
+                if (type_node := _field(node, "type")) is not None and type_node.type == "enum_specifier":
+                    self._enumerators(type_node)
+                if kind == "declaration":
+                    self._declaration(node, None, ())
+                else:
+                    self._type_definition(node)
             elif kind == "enum_specifier":
                 self._enumerators(node)
         for definition in definitions:
@@ -661,6 +686,13 @@ class _Analyzer:
         while declarator is not None and declarator.type != "function_declarator":
             declarator = _field(declarator, "declarator")
         return self._text(_field(declarator, "declarator")) if declarator is not None else ""
+
+    def _function_macro(self, node: Node) -> None:
+        """`#define FMA(a, b, c) _mm256_fmadd_pd(a, b, c)`: calls to FMA count as calls to what it expands to."""
+        name, body = self._text(_field(node, "name")), self._text(_field(node, "value"))
+        for call in _MACRO_CALL.findall(body):
+            if call in _PREFETCH_CALLS or (_SIMD_CALL.match(call) and call not in _NOT_SIMD_CALLS):
+                self.macro_calls[name] = call
 
     def _define(self, node: Node) -> None:
         name, value = self._text(_field(node, "name")), _field(node, "value")
@@ -706,7 +738,6 @@ class _Analyzer:
         self.instances += 1
         instance = _Instance(self.instances, names)
         self.reached.add(definition.id)
-        self.reached_spans.append((definition.start_byte, definition.end_byte))
         declarator = _field(definition, "declarator")
         while declarator is not None and declarator.type != "function_declarator":
             declarator = _field(declarator, "declarator")
@@ -1203,9 +1234,10 @@ class _Analyzer:
             name = self._text(_field(node, "function"))
             arguments_node = _field(node, "arguments")
             arguments = arguments_node.named_children if arguments_node is not None else []
-            if name in _PREFETCH_CALLS:
+            called = self.macro_calls.get(name, name)
+            if called in _PREFETCH_CALLS:
                 self.found.add("prefetch")
-            elif _SIMD_CALL.match(name) and name not in _NOT_SIMD_CALLS:
+            elif _SIMD_CALL.match(called) and called not in _NOT_SIMD_CALLS:
                 self.found.add("simd_intrinsics")
             if name in _COPY_CALLS and len(arguments) >= 2:
                 self._copy(
@@ -1421,7 +1453,7 @@ class _Analyzer:
 
     def _tiling(self) -> bool:
         for inner in self.loops:
-            if inner.is_register_loop:
+            if inner.trips is not None and inner.trips <= REGISTER_TILE_MAX_TRIPS:
                 continue
             for tile in inner.enclosing[:-1]:
                 if not tile.has_step or (tile.step is not None and abs(tile.step) < 2):

@@ -1,4 +1,5 @@
 /* techniques: none
+ * near miss for: loop_order
  * why: near miss for loop_order: j and i are swapped, but k (the reduction) is still the
  *      innermost loop and accumulates into C[i][j] in place, so the inner loop still walks
  *      B down a column.

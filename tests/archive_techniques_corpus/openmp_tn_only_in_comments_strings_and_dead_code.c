@@ -1,4 +1,5 @@
 /* techniques: none
+ * near miss for: openmp
  * why: near miss for openmp: `#pragma omp parallel for` appears only in this comment, in a
  *      string, inside `#if 0`, and in a helper nothing calls; <omp.h> is included but unused.
  *      #pragma omp parallel for

@@ -1,6 +1,8 @@
 /* techniques: packing, tiling, loop_order
+ * near miss for: transpose
  * why: for each KB x NB block of B, the block is gathered (rows of stride n) into a local
- *      contiguous buffer, then every row of A multiplies it in i-k-j order.
+ *      contiguous buffer, then every row of A multiplies it in i-k-j order. The block keeps
+ *      its row-major layout: not a transpose.
  */
 enum { KB = 128, NB = 64 };
 

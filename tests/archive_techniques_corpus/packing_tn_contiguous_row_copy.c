@@ -1,4 +1,5 @@
 /* techniques: none
+ * near miss for: packing
  * why: near miss for packing: each row of A is copied into a local buffer before its dot
  *      products, but a row is already contiguous; the copy gathers nothing (and the order
  *      stays i-j-k).

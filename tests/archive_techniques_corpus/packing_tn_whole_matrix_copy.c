@@ -1,4 +1,5 @@
 /* techniques: loop_order
+ * near miss for: packing
  * why: near miss for packing: B is copied whole, in its own layout, into a buffer once
  *      before computing: no block is gathered and nothing is repacked per block.
  */

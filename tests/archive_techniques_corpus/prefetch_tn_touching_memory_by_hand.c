@@ -1,4 +1,5 @@
 /* techniques: none
+ * near miss for: prefetch
  * why: near miss for prefetch: a helper called prefetch_row "warms" a row by reading it
  *      into a volatile sink; no prefetch instruction or builtin is used (the name
  *      __builtin_prefetch appears only in this comment).

@@ -1,7 +1,9 @@
 /* techniques: register_blocking, unrolling
+ * near miss for: tiling
  * why: a 2x2 block of C in four scalar accumulators: each A element feeds two of them and
  *      each B element two. The i and j loops step by 2 and use i, i+1 and j, j+1
- *      (unroll-and-jam), so unrolling too. Odd edges fall back to a plain loop.
+ *      (unroll-and-jam), so unrolling too. The odd-column edge runs r from i to i + 2
+ *      inside the i loop: a register tile of two rows, not cache tiling.
  */
 void dgemm(int n, const double *A, const double *B, double *C)
 {

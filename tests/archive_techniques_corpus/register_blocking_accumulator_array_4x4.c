@@ -1,6 +1,8 @@
 /* techniques: register_blocking
+ * near miss for: loop_order
  * why: a 4x4 local array of accumulators updated over the r and q register loops inside k:
- *      a = A[i+r][k] is reused across q, B[k][j+q] across r. (n is assumed a multiple of 4.)
+ *      a = A[i+r][k] is reused across q, B[k][j+q] across r. r and q are register loops, so
+ *      k is the innermost loop around the block: not loop_order. (n a multiple of 4.)
  */
 enum { MR = 4, NR = 4 };
 

@@ -1,4 +1,5 @@
 /* techniques: simd_intrinsics
+ * near miss for: register_blocking, unrolling
  * why: near miss for register_blocking (and unrolling): one ymm accumulator per 4-wide
  *      strip of C, so nothing loaded is reused across accumulators; the j loop steps by the
  *      vector width and touches one vector per iteration. (n is assumed a multiple of 4.)

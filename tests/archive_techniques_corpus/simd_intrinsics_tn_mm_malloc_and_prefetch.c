@@ -1,4 +1,5 @@
 /* techniques: prefetch, loop_order
+ * near miss for: simd_intrinsics
  * why: near miss for simd_intrinsics: includes <immintrin.h> and calls _mm_malloc,
  *      _mm_free and _mm_prefetch, none of which is a vector operation; the arithmetic is
  *      scalar i-k-j, with B's next row prefetched.

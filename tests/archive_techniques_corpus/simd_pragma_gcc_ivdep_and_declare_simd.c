@@ -1,6 +1,8 @@
 /* techniques: simd_pragma
+ * near miss for: openmp
  * why: `#pragma omp declare simd` on a helper and `#pragma GCC ivdep` on a loop; the order
- *      is i-j-k (a dot product per element of C).
+ *      is i-j-k (a dot product per element of C). `omp declare simd` creates no threads: not
+ *      openmp.
  */
 #pragma omp declare simd uniform(n)
 static double mul(double a, double b, int n)

@@ -1,4 +1,5 @@
 /* techniques: simd_pragma, loop_order
+ * near miss for: openmp
  * why: near miss for openmp: `#pragma omp simd` asks for vectorisation of the j loop only;
  *      it creates no threads.
  */

@@ -1,4 +1,5 @@
 /* techniques: loop_order
+ * near miss for: simd_pragma
  * why: near miss for simd_pragma: `#pragma GCC target("avx2,fma")` and
  *      `#pragma GCC optimize("O3")` change code generation but are not loop pragmas; the
  *      kernel is plain i-k-j.

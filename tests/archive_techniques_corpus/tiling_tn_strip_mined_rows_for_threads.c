@@ -1,4 +1,5 @@
 /* techniques: openmp
+ * near miss for: tiling
  * why: near miss for tiling: the i loop is strip-mined into chunks of 32 rows handed to
  *      threads, but each chunk's rows run the naive order directly inside the chunk loop;
  *      no other loop sits between, so the traversal order is unchanged.

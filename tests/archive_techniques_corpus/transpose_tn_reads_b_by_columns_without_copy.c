@@ -1,4 +1,5 @@
 /* techniques: none
+ * near miss for: transpose
  * why: near miss for transpose: the inner loop reads B down a column (B[k][j] with k
  *      innermost) and a same-layout copy of A is made, but no element is ever written to
  *      a swapped position.

@@ -1,6 +1,8 @@
 /* techniques: transpose
+ * near miss for: packing
  * why: B transposed into a malloc'd n x n array addressed with two subscripts
- *      (bt[j][k] = b[k][j]), then unit-stride dot products.
+ *      (bt[j][k] = b[k][j]) once, before computing, then unit-stride dot products: the
+ *      whole matrix, never repacked per block, so not packing.
  */
 #include <stdlib.h>
 

@@ -1,4 +1,5 @@
 /* techniques: unrolling, transpose
+ * near miss for: register_blocking
  * why: near miss for register_blocking: four partial sums s0..s3 of one dot product (split
  *      to hide FMA latency) share no operand; it is unrolling of k, over a transposed B.
  */

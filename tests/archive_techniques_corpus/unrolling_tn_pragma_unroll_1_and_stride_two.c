@@ -1,4 +1,5 @@
 /* techniques: none
+ * near miss for: unrolling
  * why: near misses for unrolling: `#pragma GCC unroll 1` forbids unrolling, and a loop with
  *      step 2 that touches only element j (even columns first, then odd ones) repeats
  *      nothing per iteration.
