@@ -161,6 +161,7 @@ MINIMAL_MESSAGES: dict[str, dict[str, Any]] = {
     "ready": {"kind": "ready"},
     "release": {"candidate_ids": ["c1", "c2"], "kind": "release"},
     "stage_change": {"problem": "dgemm", "from_stage": 0, "to_stage": 1, "kind": "stage_change"},
+    "archived": {"candidate_id": "c1", "run": "r", "problem": "dgemm", "size": 256, "verdict": "ok", "kind": "archived"},
     "trainer_step": {"run": "r", "step": 3, "kind": "trainer_step"},
     "heartbeat": {"role": "bencher", "incarnation": "abc", "kind": "heartbeat"},
     "ack": {"entries": [{"ref": "m1", "status": "done", "bus_seq": 4}], "kind": "ack"},
