@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from archive.config import ArchiveConfig
+from archive.qd import Grid
 from archive.store import ArchiveStore, StoreError
 from bus.cli import add_config_arguments, load_or_exit
 from bus.config import ConfigError, HpcrlConfig, read_toml, section
@@ -104,12 +105,30 @@ def stages(argv: list[str]) -> int:
         else:
             techniques = ", ".join(row.techniques)
             print(f"{row.problem}: stage {row.from_stage} -> {row.to_stage}  ({row.reason})  [{techniques}]")
+    grid = Grid(store.elites())
+    permitted = {row.problem: frozenset(row.techniques) for row in store.stage_changes()}
     for problem, stage in sorted(current.items()):
         results = counts.get((problem, stage), 0)
+        overall, in_stage = grid.stats(problem), grid.stats(problem, permitted[problem])
         if args.json:
-            print(json.dumps({"event": "current", "problem": problem, "stage": stage, "results_in_stage": results}))
+            print(
+                json.dumps(
+                    {
+                        "event": "current",
+                        "problem": problem,
+                        "stage": stage,
+                        "results_in_stage": results,
+                        "stats": overall.as_dict(),
+                        "stage_stats": in_stage.as_dict(),
+                    }
+                )
+            )
         else:
-            print(f"{problem}: now in stage {stage} with {results} results")
+            print(
+                f"{problem}: now in stage {stage} with {results} results; elites {overall.num_elites}, "
+                f"best {overall.obj_max:.2f} GFLOPS, QD score {overall.qd_score:.1f}, "
+                f"stage coverage {in_stage.coverage:.2f}"
+            )
     store.close()
     return 0
 

@@ -124,9 +124,18 @@ class _Loop:
         fresh: dict[str, Result] = {}
         for result in results:
             fresh.setdefault(result.candidate_id, result)  # one result per candidate id, the first
-        for known in self.store.known(fresh):
-            del fresh[known]
+        known = self.store.known(fresh)
+        for candidate_id in known:
+            del fresh[candidate_id]
         ordered = list(fresh.values())
+        # After a restart this says what the archive caught up from the journal; later, the stream's pace.
+        log.info(
+            "event=ingest new=%d already_stored=%d repeated_in_batch=%d cursor=%d",
+            len(ordered),
+            len(known),
+            len(results) - len(ordered) - len(known),
+            cursor,
+        )
         started = time.monotonic()
         for start in range(0, max(1, len(ordered)), self.config.batch_max):
             chunk = ordered[start : start + self.config.batch_max]

@@ -156,7 +156,15 @@ def test_the_read_only_commands_work_beside_the_daemon(site: BusSite, processes:
     text = hpcrl(site, "elites").stdout
     assert "dgemm/512/loop_order" in text and "3.00 GFLOPS" in text
     stages = [json.loads(line) for line in hpcrl(site, "stages", "--json").stdout.splitlines()]
-    assert stages[-1] == {"event": "current", "problem": "dgemm", "stage": 1, "results_in_stage": 3}
+    current = stages[-1]
+    assert (current["event"], current["problem"], current["stage"], current["results_in_stage"]) == (
+        "current",
+        "dgemm",
+        1,
+        3,
+    )
+    assert current["stats"]["num_elites"] == 2 and current["stats"]["obj_max"] == 3.0
+    assert current["stage_stats"]["coverage"] == 2 / 4, "stage 1 permits loop_order and transpose: 2 of 4 sets"
     rows = hpcrl(site, "archive", "export", "--format", "jsonl").stdout.splitlines()
     assert len(rows) == 3 and {json.loads(r)["verdict"] for r in rows} == {"ok", "crash"}
     table = list(csv.DictReader(io.StringIO(hpcrl(site, "archive", "export", "--format", "csv").stdout)))
