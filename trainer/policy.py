@@ -1,0 +1,90 @@
+"""The policy: a local Hugging Face causal LM with a LoRA adapter (peft); the reference policy is the
+same model with the adapter disabled, so the KL term needs no second copy of the weights."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    model_dir: str = ""
+    """A local Hugging Face model directory (`from_pretrained`); nothing is downloaded."""
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    """Module names the adapter wraps (Qwen2/Llama names by default)."""
+    device: str = "auto"
+    """`cpu`, `cuda`, or `auto` (cuda when available)."""
+    gradient_checkpointing: bool = False
+    """Trade compute for activation memory (large models on a GPU)."""
+
+    def __post_init__(self) -> None:
+        if self.lora_rank < 1 or self.lora_alpha < 1 or not 0 <= self.lora_dropout < 1:
+            raise ValueError("policy: lora_rank and lora_alpha must be >= 1 and 0 <= lora_dropout < 1")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"policy.device = {self.device!r}: use 'auto', 'cpu' or 'cuda'")
+
+    @property
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """bf16 on a GPU, fp32 on a CPU (CPU bf16 matmuls are slow and lose the small updates)."""
+        return torch.bfloat16 if self.torch_device.type == "cuda" else torch.float32
+
+
+def load_policy(config: PolicyConfig, adapter_dir: Path | None = None) -> tuple[PeftModel, Any]:
+    """The base model with a fresh LoRA adapter, or with the adapter saved in `adapter_dir` (a checkpoint)."""
+    path = Path(config.model_dir).expanduser()
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"policy.model_dir = {config.model_dir!r} is not a Hugging Face model directory (no config.json): "
+            "point it at a local model, or build one with `hpcrl tiny-model --out DIR`"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    base = AutoModelForCausalLM.from_pretrained(path, dtype=config.dtype)
+    base.to(config.torch_device)  # type: ignore[arg-type]  # transformers' stub types .to wrongly
+    if config.gradient_checkpointing:
+        base.gradient_checkpointing_enable()
+    if adapter_dir is not None:
+        model = PeftModel.from_pretrained(base, adapter_dir, is_trainable=True)
+    else:
+        lora = LoraConfig(
+            r=config.lora_rank,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=config.lora_target_modules,
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(base, lora)
+    return model, tokenizer
+
+
+@contextlib.contextmanager
+def reference_policy(model: PeftModel) -> Iterator[PeftModel]:
+    """The reference policy for the KL term: the same model with its adapter switched off."""
+    with model.disable_adapter():
+        yield model
+
+
+def save_adapter(model: PeftModel, directory: Path) -> None:
+    """Only the adapter's weights (megabytes, not the base model's gigabytes)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(directory))
