@@ -62,7 +62,7 @@ def load_policy(config: PolicyConfig, adapter_dir: Path | None = None) -> tuple[
     base = AutoModelForCausalLM.from_pretrained(path, dtype=config.dtype)
     base.to(config.torch_device)  # type: ignore[arg-type]  # transformers' stub types .to wrongly
     if config.gradient_checkpointing:
-        base.gradient_checkpointing_enable()
+        base.gradient_checkpointing_enable()  # type: ignore[no-untyped-call]
     if adapter_dir is not None:
         model = PeftModel.from_pretrained(base, adapter_dir, is_trainable=True)
     else:
