@@ -1,0 +1,61 @@
+"""Prompts: a problem's description from the problem registry's data files, plus its current stage.
+
+The trainer reads the registry's TOML files as data (`trainer.problems_dir`, default: the directory
+shipped with the bencher) and never imports the bencher: processes share messages and data, not code.
+The stage's permitted techniques come from the archive's `stage.<problem>` events.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+TECHNIQUE_HINTS = {
+    "loop_order": "reorder the loops for unit-stride access",
+    "transpose": "transpose an input into a buffer",
+    "tiling": "cache blocking (tiles)",
+    "unrolling": "loop unrolling",
+    "register_blocking": "register blocking (several accumulators)",
+    "simd_pragma": "#pragma omp simd / GCC ivdep",
+    "simd_intrinsics": "AVX2/FMA intrinsics (immintrin.h)",
+    "openmp": "OpenMP threads (#pragma omp parallel for)",
+    "packing": "packing blocks into contiguous buffers",
+    "prefetch": "software prefetch",
+}
+"""What each archive technique label means, in the words the prompt uses."""
+
+
+@dataclass(frozen=True)
+class ProblemText:
+    id: str
+    signature: str
+    description: str
+
+
+def default_problems_dir() -> Path:
+    """The registry directory installed with the bencher package (found without importing it)."""
+    spec = importlib.util.find_spec("bencher")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the bencher's problem files are not installed: set trainer.problems_dir")
+    return Path(next(iter(spec.submodule_search_locations))) / "problems"
+
+
+def load_problem_text(problem: str, problems_dir: Path | None = None) -> ProblemText:
+    path = (problems_dir or default_problems_dir()) / f"{problem}.toml"
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no problem file {path}: is {problem!r} a registry problem?") from None
+    return ProblemText(data["id"], data["signature"], data["description"].strip())
+
+
+def build_prompt(problem: ProblemText, permitted: list[str] | None) -> str:
+    """The task, and (when the archive staged the problem) the techniques this stage permits."""
+    lines = [problem.description, ""]
+    if permitted is not None:
+        allowed = "; ".join(TECHNIQUE_HINTS.get(t, t) for t in permitted) or "none: a plain, correct implementation"
+        lines.append(f"In this stage use only these optimisation techniques: {allowed}.")
+    lines.append("Answer with the complete C file in one ```c code block.")
+    return "\n".join(lines)
