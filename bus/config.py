@@ -9,6 +9,7 @@ fails at start instead of being silently ignored.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import ipaddress
 import os
 import tomllib
@@ -247,6 +248,8 @@ def _parse_env(key: str, text: str, hint: Any) -> Any:
             raise ValueError(text)
         if hint in (int, float, str):
             return hint(text)
+        if isinstance(hint, type) and issubclass(hint, enum.Enum):
+            return text  # converted (and checked) by _check_type
     except ValueError:
         raise ConfigError(f"environment variable {key}={text!r} is not a valid {hint.__name__}") from None
     return tomllib.loads(f"value = {text}")["value"]
@@ -255,6 +258,12 @@ def _parse_env(key: str, text: str, hint: Any) -> Any:
 def _check_type(name: str, value: Any, hint: Any) -> Any:
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum) and not isinstance(value, hint):
+        try:
+            return hint(value)
+        except ValueError:
+            choices = ", ".join(repr(member.value) for member in hint)
+            raise ConfigError(f"{name} = {value!r} is not one of {choices}") from None
     if isinstance(hint, type) and (not isinstance(value, hint) or (hint is int and isinstance(value, bool))):
         raise ConfigError(f"{name} = {value!r} must be of type {hint.__name__}")
     return value

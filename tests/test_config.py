@@ -168,3 +168,23 @@ def test_hpcrl_bus_with_a_bad_config_exits_2_with_the_message_and_no_traceback(t
     assert "hpcrl bus: bus.heartbeat_liveness = 'three' must be of type int" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "j.sqlite").exists(), "nothing may start on a bad config"
+
+
+def test_enum_settings_accept_their_values_and_name_the_choices() -> None:
+    import enum
+    from dataclasses import dataclass
+
+    from bus.config import ConfigError, section
+
+    class Colour(enum.StrEnum):
+        RED = "red"
+        BLUE = "blue"
+
+    @dataclass(frozen=True)
+    class Paint:
+        colour: Colour = Colour.RED
+
+    assert section(Paint, {"paint": {"colour": "blue"}}, "paint", env={}).colour is Colour.BLUE
+    assert section(Paint, {}, "paint", env={"HPCRL_PAINT__COLOUR": "blue"}).colour is Colour.BLUE
+    with pytest.raises(ConfigError, match="paint.colour = 'green' is not one of 'red', 'blue'"):
+        section(Paint, {"paint": {"colour": "green"}}, "paint", env={})
