@@ -3,12 +3,14 @@ every mistake a ConfigError that names the setting and the fix, before any socke
 
 from __future__ import annotations
 
+import enum
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from bus.config import BrokerConfig, BusConfig, ClientConfig, ConfigError, load_config
+from bus.config import BrokerConfig, BusConfig, ClientConfig, ConfigError, load_config, section
 from tests.conftest import HPCRL, REPO
 
 GOOD_TOML = """
@@ -170,20 +172,17 @@ def test_hpcrl_bus_with_a_bad_config_exits_2_with_the_message_and_no_traceback(t
     assert not (tmp_path / "j.sqlite").exists(), "nothing may start on a bad config"
 
 
+class Colour(enum.StrEnum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@dataclass(frozen=True)
+class Paint:
+    colour: Colour = Colour.RED
+
+
 def test_enum_settings_accept_their_values_and_name_the_choices() -> None:
-    import enum
-    from dataclasses import dataclass
-
-    from bus.config import ConfigError, section
-
-    class Colour(enum.StrEnum):
-        RED = "red"
-        BLUE = "blue"
-
-    @dataclass(frozen=True)
-    class Paint:
-        colour: Colour = Colour.RED
-
     assert section(Paint, {"paint": {"colour": "blue"}}, "paint", env={}).colour is Colour.BLUE
     assert section(Paint, {}, "paint", env={"HPCRL_PAINT__COLOUR": "blue"}).colour is Colour.BLUE
     with pytest.raises(ConfigError, match="paint.colour = 'green' is not one of 'red', 'blue'"):
