@@ -185,5 +185,5 @@ class Paint:
 def test_enum_settings_accept_their_values_and_name_the_choices() -> None:
     assert section(Paint, {"paint": {"colour": "blue"}}, "paint", env={}).colour is Colour.BLUE
     assert section(Paint, {}, "paint", env={"HPCRL_PAINT__COLOUR": "blue"}).colour is Colour.BLUE
-    with pytest.raises(ConfigError, match="paint.colour = 'green' is not one of 'red', 'blue'"):
+    with pytest.raises(ConfigError, match=r"paint\.colour = 'green' is not one of 'red', 'blue'"):
         section(Paint, {"paint": {"colour": "green"}}, "paint", env={})
