@@ -30,6 +30,8 @@ SUBCOMMANDS: CommandTable = {
     "elites": ("archive.cli", "elites", "print the archive's elites (the best solution per cell)"),
     "stages": ("archive.cli", "stages", "print each problem's stage and stage history"),
     "techniques": ("archive.techniques", "main", "print the optimisation techniques detected in a C file"),
+    "train": ("trainer.cli", "train", "train a policy with online GRPO on measured GFLOPS (resumes from checkpoints)"),
+    "tiny-model": ("trainer.tiny_model", "main", "build a small local policy model (tokenizer, Qwen2, supervised)"),
     "test-worker": ("bus.test_worker", "main", "a stand-in worker that runs nothing (for bus tests and load tests)"),
     "perf": ("ops.perf", "main", "measure performance figures and print them as JSON"),
     "demo": ("ops.demo", "main", "run the whole system locally on embedded defaults"),

@@ -1,0 +1,89 @@
+"""The trainer's configuration: `[trainer]` (the loop) plus `[policy]`, `[rewards]` and `[grpo]`.
+
+Sampling follows GRPO's settings (`grpo.temperature`, `grpo.max_completion_tokens`), so the
+log-probabilities of the update are those of the distribution that drew the samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bus.config import ConfigError, read_toml, section
+from trainer.generation import SamplingSettings
+from trainer.grpo import GRPOConfig
+from trainer.policy import PolicyConfig
+from trainer.rewards import RewardConfig
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """`[trainer]`: what to train on and how the online loop runs."""
+
+    run: str = "train"
+    """Run id on the bus (every candidate carries it; the archive's report plots by it)."""
+    run_dir: str = "hpcrl-run"
+    """Checkpoints, the JSONL log and the resolved config go here."""
+    problem: str = "dgemm"
+    size: int = 256
+    """Problem size n every candidate is measured at."""
+    steps: int = 50
+    """GRPO updates to make."""
+    prompts_per_step: int = 2
+    """Groups per step; each gets grpo.group_size samples."""
+    top_p: float = 1.0
+    max_staleness: int = 1
+    """Policy versions a sample may lag behind the policy being updated: 1 generates step t+1 while
+    the benchers measure step t; 0 is synchronous."""
+    result_timeout_s: float = 600.0
+    """A candidate without a result by then is dropped from its group (never charged to the policy)."""
+    archive_wait_s: float = 5.0
+    """After the results, how long to wait for the archive's technique verdicts (outside_stage)."""
+    checkpoint_every: int = 5
+    """Steps between checkpoints (and one at the end)."""
+    backend: str = "hf"
+    """Generation backend: `hf` (transformers generate) or `vllm`."""
+    threads: int = 0
+    """torch threads on CPU; 0: torch's default."""
+    seed: int = 0
+    metrics_port: int = 0
+    """Prometheus /metrics port on 127.0.0.1; 0 disables it."""
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.prompts_per_step < 1 or self.size < 1:
+            raise ConfigError("trainer.steps, trainer.prompts_per_step and trainer.size must be >= 1")
+        if self.max_staleness not in (0, 1):
+            raise ConfigError("trainer.max_staleness must be 0 (synchronous) or 1 (generate one step ahead)")
+        if self.backend not in ("hf", "vllm"):
+            raise ConfigError(f"trainer.backend = {self.backend!r}: use 'hf' or 'vllm'")
+        if self.result_timeout_s <= 0 or self.archive_wait_s < 0 or self.checkpoint_every < 1:
+            raise ConfigError("trainer.result_timeout_s > 0, archive_wait_s >= 0 and checkpoint_every >= 1 please")
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    loop: LoopConfig
+    policy: PolicyConfig
+    rewards: RewardConfig
+    grpo: GRPOConfig
+
+    @property
+    def sampling(self) -> SamplingSettings:
+        return SamplingSettings(self.grpo.max_completion_tokens, self.grpo.temperature, self.loop.top_p)
+
+    def resolved(self) -> dict[str, Any]:
+        """Every setting, as saved with each run and checkpoint."""
+        return {name: asdict(getattr(self, name)) for name in ("loop", "policy", "rewards", "grpo")}
+
+
+def load_trainer_config(path: str | None, env: dict[str, str] | None = None) -> TrainerConfig:
+    data = read_toml(path)
+    try:
+        return TrainerConfig(
+            loop=section(LoopConfig, data, "trainer", env),
+            policy=section(PolicyConfig, data, "policy", env),
+            rewards=section(RewardConfig, data, "rewards", env),
+            grpo=section(GRPOConfig, data, "grpo", env),
+        )
+    except ValueError as error:  # the sections' own checks raise ValueError subclasses
+        raise ConfigError(str(error)) from None

@@ -1,0 +1,323 @@
+"""The online GRPO loop: generate -> submit -> (generate ahead) -> wait for rewards -> update -> log.
+
+One step, top to bottom (`Trainer.step`):
+  1. prompts from each problem's current stage (stage events applied between steps);
+  2. sample G completions per prompt (or take the batch generated ahead during the previous wait);
+  3. extract the code; a completion without code is scored `no_code` at once; submit the rest;
+  4. with max_staleness 1, generate the next step's batch while the benchers measure this one;
+  5. wait for the results (bounded: lost candidates are dropped, never charged), then briefly for the
+     archive's verdict on each candidate's techniques (outside_stage);
+  6. rewards -> group advantages -> GRPO update (mu passes) -> policy version + 1;
+  7. log (JSONL, Prometheus, a `trainer.step` event) and checkpoint every few steps.
+A checkpoint is taken between steps, when nothing is in flight, so a restart regenerates the next
+step from the restored RNG (the same candidate ids: the bus answers them from its journal) and no
+reward is counted twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import statistics
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bus.client import BusClient
+from bus.config import HpcrlConfig
+from bus.schema import Archived, Result, Role, StageChange, TrainerStep, Verdict
+from trainer import checkpoint, metrics
+from trainer.config import TrainerConfig
+from trainer.generation import Backend, Completion, HFBackend, VLLMBackend, extract_code, render_prompt
+from trainer.grpo import advantages, collate, optimizer_for, update_step
+from trainer.policy import load_policy
+from trainer.prompts import build_prompt, load_problem_text
+from trainer.rewards import LOST, NO_CODE, Outcome, group_rewards
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Sample:
+    completion: Completion
+    candidate_id: str
+    code: str | None
+    result: Result | None = None
+    outside_stage: bool | None = None
+
+
+@dataclass
+class Batch:
+    step: int
+    stage: int
+    samples: list[Sample]
+    generate_s: float
+    submitted: bool = False
+
+
+@dataclass
+class StepTimes:
+    generate_s: float = 0.0
+    wait_s: float = 0.0
+    update_s: float = 0.0
+    extras: dict[str, float] = field(default_factory=dict)
+
+
+class Trainer:
+    def __init__(self, hpcrl: HpcrlConfig, config: TrainerConfig, stop: threading.Event | None = None) -> None:
+        self.config = config
+        self.stop = stop or threading.Event()
+        self.run_dir = Path(config.loop.run_dir).expanduser()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if config.loop.threads:
+            torch.set_num_threads(config.loop.threads)
+        resume = checkpoint.latest(self.run_dir)
+        torch.manual_seed(config.loop.seed)
+        self.model, self.tokenizer = load_policy(config.policy, resume / "adapter" if resume else None)
+        self.optimizer = optimizer_for(self.model, config.grpo)
+        self.state = checkpoint.TrainerState()
+        if resume:
+            self.state = checkpoint.load_state(resume)
+            checkpoint.load_optimizer(resume, self.optimizer)
+            log.info("event=resumed checkpoint=%s step=%d", resume, self.state.step)
+        self.backend: Backend = (
+            HFBackend(self.model, self.tokenizer)
+            if config.loop.backend == "hf"
+            else VLLMBackend(config.policy.model_dir, config.policy.lora_rank)
+        )
+        self.backend.load_policy(resume / "adapter" if resume else None, self.state.policy_version)
+        self.problem = load_problem_text(config.loop.problem)
+        self.client = BusClient(
+            hpcrl.bus,
+            hpcrl.client,
+            name=f"trainer-{config.loop.run}",
+            role=Role.TRAINER,
+            subscribe=["stage.", "archive."],
+        )
+        self.outside: dict[str, bool] = {}
+        """Archive verdicts on techniques, by candidate id (they may arrive before we look)."""
+        self.log_file = (self.run_dir / "train.jsonl").open("a")
+        (self.run_dir / "config.json").write_text(json.dumps(config.resolved(), indent=2, default=str))
+
+    # ------------------------------------------------------------ the loop
+
+    def run(self) -> int:
+        self._read_stages(initial=True)
+        ahead: Batch | None = None
+        while self.state.step < self.config.loop.steps and not self.stop.is_set():
+            ahead = self.step(ahead)
+        self._checkpoint()
+        self.client.close()
+        self.log_file.close()
+        return 0
+
+    def step(self, ahead: Batch | None) -> Batch | None:
+        number = self.state.step + 1
+        times = StepTimes()
+        # 1-2. Prompts from the current stage; samples (unless generated ahead during the last wait).
+        self._read_stages()
+        batch = ahead or self._generate(number)
+        times.generate_s = batch.generate_s
+        # 3. Submit what has code.
+        self._submit(batch)
+        # 4. Generate the next step while the benchers measure this one.
+        next_batch = None
+        if self.config.loop.max_staleness >= 1 and number < self.config.loop.steps:
+            next_batch = self._generate(number + 1)
+        # 5. Wait for the results, then (briefly) for the archive's technique verdicts.
+        started = time.monotonic()
+        self._await(batch)
+        times.wait_s = time.monotonic() - started
+        # 6. Rewards -> advantages -> update.
+        started = time.monotonic()
+        rewards, outcomes = self._rewards(batch)
+        advantage_rows, stats = advantages(rewards, self.config.grpo.scale_rewards)
+        times.extras["staleness"] = self.state.policy_version - min(s.completion.policy_version for s in batch.samples)
+        update = self._update(batch, advantage_rows)
+        times.update_s = time.monotonic() - started
+        self.state.step = number
+        self.state.policy_version += 1 if update else 0
+        self.backend.load_policy(None, self.state.policy_version)
+        # 7. Log, publish, checkpoint.
+        self._log(batch, outcomes, rewards, asdict(stats), update, times)
+        if number % self.config.loop.checkpoint_every == 0:
+            self._checkpoint()
+        return next_batch
+
+    # ------------------------------------------------------------ phases
+
+    def _read_stages(self, initial: bool = False) -> None:
+        events = self.client.latest(["stage."], timeout_s=10.0) if initial else self.client.next_events(0.0)
+        for event in events or []:
+            if isinstance(event, StageChange):
+                self.state.stages[event.problem] = {"stage": event.to_stage, "techniques": list(event.techniques)}
+                log.info("event=stage problem=%s stage=%d", event.problem, event.to_stage)
+            elif isinstance(event, Archived):
+                self.outside[event.candidate_id] = event.outside_stage
+
+    def _generate(self, number: int) -> Batch:
+        view = self.state.stages.get(self.config.loop.problem)
+        stage = int(view["stage"]) if view else 0
+        prompt = render_prompt(self.tokenizer, build_prompt(self.problem, view["techniques"] if view else None))
+        started = time.monotonic()
+        completions = self.backend.sample(
+            [prompt] * self.config.loop.prompts_per_step, self.config.grpo.group_size, self.config.sampling
+        )
+        generate_s = time.monotonic() - started
+        samples = []
+        for index, completion in enumerate(completions):
+            code = extract_code(completion.text)
+            # The id names the content: a batch regenerated after a restart reuses a result only for the same code.
+            digest = hashlib.sha256((code or completion.text).encode()).hexdigest()[:16]
+            samples.append(Sample(completion, f"{self.config.loop.run}-s{number}-{index}-{digest}", code))
+        return Batch(number, stage, samples, generate_s)
+
+    def _submit(self, batch: Batch) -> None:
+        for sample in batch.samples:
+            if sample.code is None:
+                continue
+            self.client.submit(
+                problem=self.config.loop.problem,
+                size=self.config.loop.size,
+                source=sample.code,
+                run=self.config.loop.run,
+                stage=batch.stage,
+                policy_version=sample.completion.policy_version,
+                candidate_id=sample.candidate_id,
+            )
+        batch.submitted = True
+
+    def _await(self, batch: Batch) -> None:
+        waiting = {s.candidate_id: s for s in batch.samples if s.code is not None}
+        deadline = time.monotonic() + self.config.loop.result_timeout_s
+        while waiting and time.monotonic() < deadline and not self.stop.is_set():
+            for cid, result in self.client.wait_results(list(waiting), timeout_s=0.5).items():
+                waiting.pop(cid).result = result
+            self._read_stages()
+        for sample in waiting.values():
+            log.warning("event=candidate_lost id=%s (dropped from its group)", sample.candidate_id)
+        flags_by = time.monotonic() + self.config.loop.archive_wait_s
+        while time.monotonic() < flags_by and any(
+            s.candidate_id not in self.outside for s in batch.samples if s.result
+        ):
+            self._read_stages()
+            self.client.pump(0.05)
+        for sample in batch.samples:
+            sample.outside_stage = self.outside.pop(sample.candidate_id, None)
+
+    def _rewards(self, batch: Batch) -> tuple[list[list[float | None]], list[Outcome]]:
+        groups: dict[int, list[Sample]] = {}
+        for sample in batch.samples:
+            groups.setdefault(sample.completion.group, []).append(sample)
+        rows, outcomes = [], []
+        for group in sorted(groups):
+            group_outcomes = [self._outcome(s) for s in groups[group]]
+            outcomes.extend(group_outcomes)
+            rows.append(group_rewards(group_outcomes, self.config.rewards))
+        return rows, outcomes
+
+    def _outcome(self, sample: Sample) -> Outcome:
+        if sample.code is None:
+            return Outcome(NO_CODE)
+        if sample.result is None:
+            return Outcome(LOST)
+        return Outcome.from_result(sample.result, sample.outside_stage)
+
+    def _update(self, batch: Batch, advantage_rows: list[list[float | None]]) -> dict[str, float]:
+        groups: dict[int, list[Sample]] = {}
+        for sample in batch.samples:
+            groups.setdefault(sample.completion.group, []).append(sample)
+        chosen: list[tuple[Completion, float]] = []
+        for group, row in zip(sorted(groups), advantage_rows, strict=True):
+            for sample, advantage in zip(groups[group], row, strict=True):
+                if advantage is not None and advantage != 0.0 and sample.completion.completion_ids:
+                    chosen.append((sample.completion, advantage))
+        if not chosen:
+            return {}
+        grpo_batch = collate(
+            [c.prompt_ids for c, _ in chosen],
+            [c.completion_ids for c, _ in chosen],
+            [c.behaviour_logprobs for c, _ in chosen],
+            [a for _, a in chosen],
+            int(self.tokenizer.pad_token_id),
+        ).to(self.config.policy.torch_device)
+        self.model.train()
+        return update_step(self.model, self.optimizer, grpo_batch, self.config.grpo)
+
+    def _log(
+        self,
+        batch: Batch,
+        outcomes: list[Outcome],
+        rewards: list[list[float | None]],
+        stats: dict[str, Any],
+        update: dict[str, float],
+        times: StepTimes,
+    ) -> None:
+        scored = [(o, r) for o, r in zip(outcomes, [r for row in rewards for r in row], strict=True) if r is not None]
+        flat = [r for _, r in scored]
+        # The policy's quality: GFLOPS of every scored sample, a failure counting as 0.
+        gflops = [o.gflops_median if o.verdict == Verdict.OK else 0.0 for o, _ in scored]
+        verdicts: dict[str, int] = {}
+        for outcome in outcomes:
+            verdicts[str(outcome.verdict)] = verdicts.get(str(outcome.verdict), 0) + 1
+        lengths = [len(s.completion.completion_ids) for s in batch.samples]
+        step_s = times.generate_s + times.wait_s + times.update_s
+        record = {
+            "step": batch.step,
+            "policy_version": self.state.policy_version,
+            "stage": batch.stage,
+            "reward_mean": statistics.fmean(flat) if flat else 0.0,
+            "reward_std": statistics.pstdev(flat) if len(flat) > 1 else 0.0,
+            "reward_max": max(flat, default=0.0),
+            "gflops_mean": statistics.fmean(gflops) if gflops else 0.0,
+            "gflops_max": max(gflops, default=0.0),
+            "verdicts": verdicts,
+            "completion_length_mean": statistics.fmean(lengths) if lengths else 0.0,
+            "tokens_per_s": sum(lengths) / batch.generate_s if batch.generate_s else 0.0,
+            "generate_s": times.generate_s,
+            "wait_s": times.wait_s,
+            "update_s": times.update_s,
+            "step_s": step_s,
+            "idle_ratio": times.wait_s / step_s if step_s else 0.0,
+            "staleness": times.extras.get("staleness", 0.0),
+            **{k: v for k, v in stats.items() if isinstance(v, int | float)},
+            **update,
+        }
+        self.log_file.write(json.dumps(record) + "\n")
+        self.log_file.flush()
+        self.state.history.append({k: record[k] for k in ("step", "stage", "reward_mean", "gflops_mean", "gflops_max")})
+        metrics.observe(record)
+        self.client.publish(
+            TrainerStep,
+            run=self.config.loop.run,
+            step=batch.step,
+            policy_version=self.state.policy_version,
+            reward_mean=record["reward_mean"],
+            reward_std=record["reward_std"],
+            reward_max=record["reward_max"],
+            gflops_mean=record["gflops_mean"],
+            gflops_max=record["gflops_max"],
+            loss=float(update.get("loss", 0.0)),
+            kl=float(update.get("kl", 0.0)),
+            step_s=step_s,
+            verdicts=verdicts,
+        )
+        log.info(
+            "event=step step=%d stage=%d reward_mean=%.3f gflops_mean=%.3f gflops_max=%.3f verdicts=%s step_s=%.2f",
+            batch.step,
+            batch.stage,
+            record["reward_mean"],
+            record["gflops_mean"],
+            record["gflops_max"],
+            verdicts,
+            step_s,
+        )
+
+    def _checkpoint(self) -> None:
+        path = checkpoint.save(self.run_dir, self.state, self.model, self.optimizer, self.config.resolved())
+        log.info("event=checkpoint path=%s step=%d", path, self.state.step)

@@ -1,0 +1,55 @@
+"""Prometheus metrics of the trainer, one gauge per figure of the step record (docs/trainer.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+
+STEP_FIGURES = {
+    "reward_mean": "Mean reward of the step's scored samples.",
+    "reward_std": "Standard deviation of the step's rewards.",
+    "reward_max": "Best reward of the step.",
+    "gflops_mean": "Mean measured GFLOPS of the step's scored samples (a failure counts as 0).",
+    "gflops_max": "Best measured GFLOPS of the step.",
+    "kl": "Mean k3 KL to the reference policy over the update.",
+    "loss": "GRPO loss of the update.",
+    "clip_ratio_region": "Share of completion tokens whose importance ratio was clipped.",
+    "completion_length_mean": "Mean completion length in tokens.",
+    "tokens_per_s": "Generation throughput in tokens per second.",
+    "generate_s": "Seconds spent generating the step's samples (0 when generated ahead).",
+    "wait_s": "Seconds the trainer waited for rewards.",
+    "update_s": "Seconds of the GRPO update.",
+    "step_s": "Seconds of the whole step.",
+    "idle_ratio": "Share of the step the trainer spent waiting for the benchers.",
+    "staleness": "Policy versions between the samples' policy and the one being updated.",
+    "frac_reward_zero_std": "Share of groups whose rewards all tie (no learning signal).",
+}
+GAUGES = {name: Gauge(f"hpcrl_trainer_{name}", text) for name, text in STEP_FIGURES.items()}
+STEPS = Counter("hpcrl_trainer_steps_total", "GRPO updates made.")
+SAMPLES = Counter("hpcrl_trainer_samples_total", "Samples scored, by verdict.", ["verdict"])
+for _verdict in (
+    "ok",
+    "compile_error",
+    "rejected",
+    "wrong_answer",
+    "timeout",
+    "crash",
+    "resource_limit",
+    "infra_error",
+    "no_code",
+    "lost",
+):
+    SAMPLES.labels(_verdict)
+STEP_NUMBER = Gauge("hpcrl_trainer_step", "The step last completed.")
+
+
+def observe(record: dict[str, Any]) -> None:
+    STEPS.inc()
+    STEP_NUMBER.set(record["step"])
+    for name, gauge in GAUGES.items():
+        value = record.get(name)
+        if isinstance(value, int | float):
+            gauge.set(value)
+    for verdict, count in record.get("verdicts", {}).items():
+        SAMPLES.labels(verdict).inc(count)
