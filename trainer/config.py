@@ -31,7 +31,9 @@ class LoopConfig:
     """GRPO updates to make."""
     prompts_per_step: int = 2
     """Groups per step; each gets grpo.group_size samples."""
-    top_p: float = 1.0
+    top_p: float = 0.95
+    """Nucleus sampling: cutting the rarest 5% of the distribution removes most broken samples of a
+    small policy (the tiny model: 95.8% correct samples at 1.0, 99.5% at 0.95)."""
     max_staleness: int = 1
     """Policy versions a sample may lag behind the policy being updated: 1 generates step t+1 while
     the benchers measure step t; 0 is synchronous."""

@@ -12,19 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-TECHNIQUE_HINTS = {
-    "loop_order": "reorder the loops for unit-stride access",
-    "transpose": "transpose an input into a buffer",
-    "tiling": "cache blocking (tiles)",
-    "unrolling": "loop unrolling",
-    "register_blocking": "register blocking (several accumulators)",
-    "simd_pragma": "#pragma omp simd / GCC ivdep",
-    "simd_intrinsics": "AVX2/FMA intrinsics (immintrin.h)",
-    "openmp": "OpenMP threads (#pragma omp parallel for)",
-    "packing": "packing blocks into contiguous buffers",
-    "prefetch": "software prefetch",
-}
-"""What each archive technique label means, in the words the prompt uses."""
+from trainer import corpus
 
 
 @dataclass(frozen=True)
@@ -52,10 +40,6 @@ def load_problem_text(problem: str, problems_dir: Path | None = None) -> Problem
 
 
 def build_prompt(problem: ProblemText, permitted: list[str] | None) -> str:
-    """The task, and (when the archive staged the problem) the techniques this stage permits."""
-    lines = [problem.description, ""]
-    if permitted is not None:
-        allowed = "; ".join(TECHNIQUE_HINTS.get(t, t) for t in permitted) or "none: a plain, correct implementation"
-        lines.append(f"In this stage use only these optimisation techniques: {allowed}.")
-    lines.append("Answer with the complete C file in one ```c code block.")
-    return "\n".join(lines)
+    """The prompt of a problem at a stage, in the one format the policy is trained on
+    (`trainer.corpus.build_prompt`): the registry's description, then the permitted techniques."""
+    return corpus.build_prompt(problem.description, permitted)
