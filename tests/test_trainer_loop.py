@@ -4,13 +4,14 @@ real measurements as rewards, checkpoints, and a resume that continues where the
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
 
 from bus.client import BusClient
 from bus.schema import TrainerStep
-from tests.conftest import BusSite, Processes, wait_for
+from tests.conftest import BusSite, Processes, log_of, wait_for
 from tests.test_archive_daemon import start_archive, stored
 from tests.test_bencher_daemon import start_bencher
 from trainer.tiny_model import TinyModelConfig, build
@@ -74,3 +75,22 @@ def test_the_trainer_learns_from_real_measurements_and_resumes_from_its_checkpoi
     assert records(run_dir)[-1]["policy_version"] >= first[-1]["policy_version"]  # type: ignore[operator]
     config = json.loads((run_dir / "config.json").read_text())
     assert config["loop"]["steps"] == 3 and config["grpo"]["group_size"] == 4
+
+
+def test_a_trainer_killed_mid_run_resumes_from_its_last_checkpoint_and_logs_each_step_once(
+    site: BusSite, processes: Processes, model_dir: Path
+) -> None:
+    processes.broker()
+    start_bencher(processes, "b1", result_cache="true")
+    start_archive(processes, confirm="false")
+    run_dir = site.workdir / "run"
+    env = {**processes.site.env, **TRAIN_SETTINGS}
+    args = ("train", "--model", str(model_dir), "--run-dir", str(run_dir), "--steps", "4")
+    first = processes.start(*args, env=env)
+    wait_for(lambda: (run_dir / "checkpoints" / "latest").is_file(), 120, "the first checkpoint")
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    assert processes.start(*args, env=env).wait(300) == 0
+    steps = [r["step"] for r in records(run_dir)]
+    assert steps == [1, 2, 3, 4], steps
+    assert "event=resumed" in log_of(site, "train")

@@ -68,6 +68,15 @@ class StepTimes:
     extras: dict[str, float] = field(default_factory=dict)
 
 
+def _log_resumed_at(path: Path, step: int) -> Any:
+    """The step log, open for appending, without the records of steps after `step` (the checkpoint's):
+    a step logged by a run killed before its checkpoint is redone, and must appear once."""
+    if path.exists():
+        kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        path.write_text("".join(f"{line}\n" for line in kept))
+    return path.open("a")
+
+
 class Trainer:
     def __init__(self, hpcrl: HpcrlConfig, config: TrainerConfig, stop: threading.Event | None = None) -> None:
         self.config = config
@@ -101,7 +110,7 @@ class Trainer:
         )
         self.outside: dict[str, bool] = {}
         """Archive verdicts on techniques, by candidate id (they may arrive before we look)."""
-        self.log_file = (self.run_dir / "train.jsonl").open("a")
+        self.log_file = _log_resumed_at(self.run_dir / "train.jsonl", self.state.step)
         (self.run_dir / "config.json").write_text(json.dumps(config.resolved(), indent=2, default=str))
 
     # ------------------------------------------------------------ the loop
