@@ -14,6 +14,7 @@ from ops.cli import CommandTable, dispatch
 BENCHMARKS: CommandTable = {
     "bus": ("ops.perf_bus", "main", "broker throughput, latency, 500-worker fan-out and CURVE cost vs raw pyzmq"),
     "archive": ("ops.perf_archive", "main", "archive ingest rate, technique detection time, query latency"),
+    "trainer": ("ops.perf_trainer", "main", "trainer step time split, synchronous vs pipelined, tokens/s"),
     "bencher": (
         "ops.perf_bencher",
         "main",

@@ -131,3 +131,18 @@ def test_quick_archive_benchmark_reports_ingest_descriptor_and_query_figures() -
     assert report["descriptors"]["candidates"] > 30 and positive(report["descriptors"]["median_ms"])
     assert report["queries"]["stored_results"] == 10_000 and positive(report["queries"]["elites_ms"])
     assert set(report["targets"]) == {"ingest_per_s", "descriptor_median_ms"}
+
+
+def test_quick_trainer_benchmark_reports_the_step_split_in_both_modes() -> None:
+    out = subprocess.run(
+        [*HPCRL, "perf", "trainer", "--json", "--quick"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    report = json.loads(out.stdout)
+    assert report["benchmark"] == "trainer" and report["quick"] is True
+    for mode in ("synchronous", "pipelined"):
+        figures = report[mode]
+        assert figures["steps_measured"] == 2 and positive(figures["step_s"]) and positive(figures["tokens_per_s"])
+        assert figures["step_s"] >= figures["wait_s"] and figures["step_s"] >= figures["generate_s"]
+    target = report["targets"]["pipelined_vs_unavoidable"]
+    assert positive(target["value"]) and positive(target["unavoidable_s"])

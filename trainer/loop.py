@@ -210,6 +210,11 @@ class Trainer:
             self._read_stages()
         for sample in waiting.values():
             log.warning("event=candidate_lost id=%s (dropped from its group)", sample.candidate_id)
+        if batch.stage == 0:
+            # Not staged (no archive has announced a stage): nothing can lie outside a stage.
+            for sample in batch.samples:
+                sample.outside_stage = False
+            return
         flags_by = time.monotonic() + self.config.loop.archive_wait_s
         while time.monotonic() < flags_by and any(
             s.candidate_id not in self.outside for s in batch.samples if s.result
