@@ -11,21 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archive.techniques import TECHNIQUES
 from bus.config import ConfigError
-
-DEFAULT_LADDER: tuple[tuple[str, ...], ...] = (
-    ("loop_order", "transpose"),
-    ("loop_order", "transpose", "tiling"),
-    ("loop_order", "transpose", "tiling", "unrolling", "register_blocking", "simd_pragma", "simd_intrinsics"),
-    (
-        "loop_order", "transpose", "tiling", "unrolling", "register_blocking", "simd_pragma", "simd_intrinsics",
-        "openmp", "packing", "prefetch",
-    ),
-    TECHNIQUES,
-)  # fmt: skip
-"""Issue 4's default: loop order first, then tiling, then the in-core techniques, then threads and
-data layout, then everything."""
+from bus.schema import DEFAULT_STAGE_LADDER, TECHNIQUES
 
 
 @dataclass(frozen=True)
@@ -92,7 +79,7 @@ class ArchiveConfig:
         return Path(self.db_path).expanduser()
 
     def ladder(self) -> tuple[Stage, ...]:
-        tables = self.stages or [{"techniques": list(t)} for t in DEFAULT_LADDER]
+        tables = self.stages or [{"techniques": list(t)} for t in DEFAULT_STAGE_LADDER]
         ladder = []
         for number, table in enumerate(tables, start=1):
             where = f"archive.stages[{number - 1}]"

@@ -16,7 +16,7 @@ import time
 
 from archive import metrics
 from archive.config import ArchiveConfig
-from archive.ingest import Archive
+from archive.ingest import CONFIRMATION_SUFFIX, Archive
 from archive.store import ArchiveStore, Batch, Record, StageRow, StoreError
 from bus import metrics as bus_metrics
 from bus.client import BusClient
@@ -198,7 +198,7 @@ class _Loop:
 
     def _send_confirmation(self, candidate_id: str) -> None:
         original = self.store.record(candidate_id)
-        confirmation_id = candidate_id + "~confirm"
+        confirmation_id = candidate_id + CONFIRMATION_SUFFIX
         if original is None or confirmation_id in self.client.pending or confirmation_id in self.client.finished:
             return
         r = original.result

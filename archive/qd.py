@@ -15,8 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from archive.store import Elite
-from archive.techniques import TECHNIQUES
-from bus.schema import AddStatus
+from bus.schema import TECHNIQUES, AddStatus
 
 
 def cell_of(problem: str, size: int, techniques: Iterable[str]) -> str:

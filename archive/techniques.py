@@ -28,7 +28,7 @@ parameter of the entry point, an *output* a pointer parameter without `const`; a
 (a local or static array, a pointer from `malloc`/`aligned_alloc`/`_mm_malloc`, a static pointer). "Depends
 on" follows variables through assignments and helper parameters (`i1 = min(i0 + BS, n)` depends on `i0`).
 
-Labels (exactly these ten, in `TECHNIQUES` order):
+Labels (exactly these ten, in `bus.schema.TECHNIQUES` order):
 
 - `loop_order`: some multiply-accumulate's innermost enclosing loop, skipping register loops, has an index that
   the destination's address depends on, while an enclosing loop's index is one it does not depend on: the
@@ -116,20 +116,7 @@ from typing import Final
 import tree_sitter
 import tree_sitter_c
 
-from bus.schema import MAX_SOURCE_BYTES
-
-TECHNIQUES: Final[tuple[str, ...]] = (
-    "loop_order",
-    "tiling",
-    "unrolling",
-    "register_blocking",
-    "simd_intrinsics",
-    "simd_pragma",
-    "openmp",
-    "packing",
-    "transpose",
-    "prefetch",
-)
+from bus.schema import MAX_SOURCE_BYTES, TECHNIQUES
 
 PARSE_TIMEOUT_S: Final = 0.5
 """Wall-clock limit on tree-sitter's parse; a pathological 256 KiB input takes about a second."""

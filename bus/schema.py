@@ -215,6 +215,35 @@ class StageChange(Event, frozen=True, kw_only=True, tag="stage_change"):
         return f"stage.{self.problem}"
 
 
+TECHNIQUES: Final[tuple[str, ...]] = (
+    "loop_order",
+    "tiling",
+    "unrolling",
+    "register_blocking",
+    "simd_intrinsics",
+    "simd_pragma",
+    "openmp",
+    "packing",
+    "transpose",
+    "prefetch",
+)
+"""The optimisation-technique labels of `Archived.techniques` and `StageChange.techniques`, in their
+canonical order (the archive detects them; docs/archive.md defines them; the trainer prompts with them)."""
+
+DEFAULT_STAGE_LADDER: Final[tuple[tuple[str, ...], ...]] = (
+    ("loop_order", "transpose"),
+    ("loop_order", "transpose", "tiling"),
+    ("loop_order", "transpose", "tiling", "unrolling", "register_blocking", "simd_pragma", "simd_intrinsics"),
+    (
+        "loop_order", "transpose", "tiling", "unrolling", "register_blocking", "simd_pragma", "simd_intrinsics",
+        "openmp", "packing", "prefetch",
+    ),
+    TECHNIQUES,
+)  # fmt: skip
+"""The archive's default curriculum (issue 4): the techniques each stage permits. Loop order first, then
+tiling, then the in-core techniques, then threads and data layout, then everything."""
+
+
 class AddStatus(enum.StrEnum):
     """What adding a result did to the archive (pyribs' vocabulary)."""
 

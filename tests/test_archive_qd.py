@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from archive.config import DEFAULT_LADDER, ArchiveConfig
+from archive.config import ArchiveConfig
 from archive.ingest import CONFIRMATION_SUFFIX, Archive
 from archive.qd import Grid, cell_of
 from archive.store import ArchiveStore, Elite
 from bus.config import ConfigError
-from bus.schema import AddStatus, Result, Verdict
+from bus.schema import DEFAULT_STAGE_LADDER, AddStatus, Result, Verdict
 from tests.archive_support import IKJ, NAIVE, OPENMP_IKJ, result
 
 
@@ -67,7 +67,7 @@ def feed(archive: Archive, store: ArchiveStore, results: list[Result]) -> list: 
 def test_the_first_stage_is_announced_once(tmp_path: Path) -> None:
     archive, store = make_archive(tmp_path)
     assert [(r.problem, r.from_stage, r.to_stage) for r in store.stage_changes()] == [("dgemm", 0, 1)]
-    assert set(store.stage_changes()[0].techniques) == set(DEFAULT_LADDER[0])
+    assert set(store.stage_changes()[0].techniques) == set(DEFAULT_STAGE_LADDER[0])
     assert Archive(archive.config, store).start() == [], "a restarted archive does not announce again"
 
 

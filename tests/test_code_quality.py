@@ -1,5 +1,5 @@
 """The house style is checked, not hoped for: ruff lint and format on everything, mypy --strict (see
-pyproject.toml: bus/, bencher/, archive/)."""
+pyproject.toml: bus/, bencher/, archive/, trainer/)."""
 
 from __future__ import annotations
 

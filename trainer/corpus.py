@@ -7,11 +7,11 @@ transposed B, tiling, unrolling, register blocking, AVX2 intrinsics, simd pragma
 `jacobi2d` sweeps; names, block sizes, loop orders, casts and braces are drawn at random, modestly, so the
 model sees variety without having to learn many spellings of one idea.
 
-Every item declares the techniques it uses, in the archive's vocabulary (`TECHNIQUES`, copied here
-because the trainer may not import the archive), and its prompt permits a superset of them: a rung of
-the default ladder, or no restriction at all. So the policy learns to answer a stage with code that the
-stage permits, while an unrestricted prompt still spreads over the whole ladder, slow and fast, which is
-the diversity GRPO needs to move probability toward the faster variants.
+Every item declares the techniques it uses, in the archive's vocabulary (`bus.schema.TECHNIQUES`, shared
+through the bus schema because the trainer may not import the archive), and its prompt permits a superset
+of them: a rung of the default ladder, or no restriction at all. So the policy learns to answer a stage
+with code that the stage permits, while an unrestricted prompt still spreads over the whole ladder, slow
+and fast, which is the diversity GRPO needs to move probability toward the faster variants.
 
 `check_sources` compiles programs with gcc and runs them against a naive reference in a small C driver:
 the corpus test uses it on a sample of every template, and `hpcrl tiny-model` on the model's samples. It
@@ -32,31 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-TECHNIQUES: Final[tuple[str, ...]] = (
-    "loop_order",
-    "tiling",
-    "unrolling",
-    "register_blocking",
-    "simd_intrinsics",
-    "simd_pragma",
-    "openmp",
-    "packing",
-    "transpose",
-    "prefetch",
-)
-"""The archive's technique labels (archive/techniques.py), in its order; prompts list them in this order."""
-
-LADDER: Final[tuple[tuple[str, ...], ...]] = (
-    ("loop_order", "transpose"),
-    ("loop_order", "transpose", "tiling"),
-    ("loop_order", "transpose", "tiling", "unrolling", "register_blocking", "simd_pragma", "simd_intrinsics"),
-    (
-        "loop_order", "transpose", "tiling", "unrolling", "register_blocking", "simd_pragma", "simd_intrinsics",
-        "openmp", "packing", "prefetch",
-    ),
-    TECHNIQUES,
-)  # fmt: skip
-"""The archive's default stages (archive/config.py DEFAULT_LADDER): the permitted lists the prompts show."""
+from bus.schema import DEFAULT_STAGE_LADDER, TECHNIQUES
 
 SIGNATURES: Final[dict[str, str]] = {
     "dgemm": "void dgemm(int n, const double *A, const double *B, double *C)",
@@ -666,7 +642,7 @@ def _permitted(rng: random.Random, techniques: tuple[str, ...]) -> tuple[str, ..
         return None
     if not techniques and rng.random() < 0.1:
         return ()
-    fits = [rung for rung in LADDER if set(techniques) <= set(rung)]
+    fits = [rung for rung in DEFAULT_STAGE_LADDER if set(techniques) <= set(rung)]
     return rng.choice(fits) if fits else None
 
 

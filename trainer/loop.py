@@ -22,7 +22,7 @@ import logging
 import statistics
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +59,21 @@ class Batch:
     generate_s: float
     submitted: bool = False
 
+    def groups(self) -> list[list[Sample]]:
+        """The samples of each prompt (GRPO group), in prompt order: the rows of rewards and advantages."""
+        by_group: dict[int, list[Sample]] = {}
+        for sample in self.samples:
+            by_group.setdefault(sample.completion.group, []).append(sample)
+        return [by_group[group] for group in sorted(by_group)]
+
 
 @dataclass
 class StepTimes:
     generate_s: float = 0.0
     wait_s: float = 0.0
     update_s: float = 0.0
-    extras: dict[str, float] = field(default_factory=dict)
+    staleness: int = 0
+    """Policy versions between the oldest sample of the step and the policy being updated."""
 
 
 def _log_resumed_at(path: Path, step: int) -> Any:
@@ -146,7 +154,7 @@ class Trainer:
         started = time.monotonic()
         rewards, outcomes = self._rewards(batch)
         advantage_rows, stats = advantages(rewards, self.config.grpo.scale_rewards)
-        times.extras["staleness"] = self.state.policy_version - min(s.completion.policy_version for s in batch.samples)
+        times.staleness = self.state.policy_version - min(s.completion.policy_version for s in batch.samples)
         update = self._update(batch, advantage_rows)
         times.update_s = time.monotonic() - started
         self.state.step = number
@@ -225,12 +233,9 @@ class Trainer:
             sample.outside_stage = self.outside.pop(sample.candidate_id, None)
 
     def _rewards(self, batch: Batch) -> tuple[list[list[float | None]], list[Outcome]]:
-        groups: dict[int, list[Sample]] = {}
-        for sample in batch.samples:
-            groups.setdefault(sample.completion.group, []).append(sample)
         rows, outcomes = [], []
-        for group in sorted(groups):
-            group_outcomes = [self._outcome(s) for s in groups[group]]
+        for group in batch.groups():
+            group_outcomes = [self._outcome(s) for s in group]
             outcomes.extend(group_outcomes)
             rows.append(group_rewards(group_outcomes, self.config.rewards))
         return rows, outcomes
@@ -243,12 +248,9 @@ class Trainer:
         return Outcome.from_result(sample.result, sample.outside_stage)
 
     def _update(self, batch: Batch, advantage_rows: list[list[float | None]]) -> dict[str, float]:
-        groups: dict[int, list[Sample]] = {}
-        for sample in batch.samples:
-            groups.setdefault(sample.completion.group, []).append(sample)
         chosen: list[tuple[Completion, float]] = []
-        for group, row in zip(sorted(groups), advantage_rows, strict=True):
-            for sample, advantage in zip(groups[group], row, strict=True):
+        for group, row in zip(batch.groups(), advantage_rows, strict=True):
+            for sample, advantage in zip(group, row, strict=True):
                 if advantage is not None and advantage != 0.0 and sample.completion.completion_ids:
                     chosen.append((sample.completion, advantage))
         if not chosen:
@@ -298,7 +300,7 @@ class Trainer:
             "update_s": times.update_s,
             "step_s": step_s,
             "idle_ratio": times.wait_s / step_s if step_s else 0.0,
-            "staleness": times.extras.get("staleness", 0.0),
+            "staleness": times.staleness,
             **{k: v for k, v in stats.items() if isinstance(v, int | float)},
             **update,
         }

@@ -6,6 +6,8 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
+from trainer.rewards import VERDICTS
+
 STEP_FIGURES = {
     "reward_mean": "Mean reward of the step's scored samples.",
     "reward_std": "Standard deviation of the step's rewards.",
@@ -28,18 +30,7 @@ STEP_FIGURES = {
 GAUGES = {name: Gauge(f"hpcrl_trainer_{name}", text) for name, text in STEP_FIGURES.items()}
 STEPS = Counter("hpcrl_trainer_steps_total", "GRPO updates made.")
 SAMPLES = Counter("hpcrl_trainer_samples_total", "Samples scored, by verdict.", ["verdict"])
-for _verdict in (
-    "ok",
-    "compile_error",
-    "rejected",
-    "wrong_answer",
-    "timeout",
-    "crash",
-    "resource_limit",
-    "infra_error",
-    "no_code",
-    "lost",
-):
+for _verdict in sorted(VERDICTS):
     SAMPLES.labels(_verdict)
 STEP_NUMBER = Gauge("hpcrl_trainer_step", "The step last completed.")
 

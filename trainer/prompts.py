@@ -1,7 +1,7 @@
 """Prompts: a problem's description from the problem registry's data files, plus its current stage.
 
-The trainer reads the registry's TOML files as data (`trainer.problems_dir`, default: the directory
-shipped with the bencher) and never imports the bencher: processes share messages and data, not code.
+The trainer reads the registry's TOML files as data (the directory installed with the bencher package,
+found without importing it) and never imports the bencher: processes share messages and data, not code.
 The stage's permitted techniques come from the archive's `stage.<problem>` events.
 """
 
@@ -26,7 +26,10 @@ def default_problems_dir() -> Path:
     """The registry directory installed with the bencher package (found without importing it)."""
     spec = importlib.util.find_spec("bencher")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the bencher's problem files are not installed: set trainer.problems_dir")
+        raise FileNotFoundError(
+            "the problem registry (bencher/problems/*.toml) is not installed: install hpcrl with `./quickstart setup` "
+            "or `pip install -e .`"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "problems"
 
 

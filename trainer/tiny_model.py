@@ -39,6 +39,7 @@ from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX as QW
 
 from bus.config import ConfigError
 from bus.daemon import setup_logging
+from bus.schema import DEFAULT_STAGE_LADDER
 from trainer import corpus
 from trainer.generation import extract_code, render_prompt
 
@@ -370,7 +371,7 @@ def build(config: TinyModelConfig) -> dict[str, Any]:
 def report_prompts(count: int) -> list[tuple[str, tuple[str, ...] | None]]:
     """(problem, permitted) for `count` samples: dgemm three times in four, every rung of the ladder and
     the unrestricted prompt in turn."""
-    stages: list[tuple[str, ...] | None] = [None, *corpus.LADDER]
+    stages: list[tuple[str, ...] | None] = [None, *DEFAULT_STAGE_LADDER]
     return [("jacobi2d" if index % 4 == 3 else "dgemm", stages[index % len(stages)]) for index in range(count)]
 
 
