@@ -1,9 +1,11 @@
-"""`hpcrl archive report`: a run drawn as PNG files, three per problem (progress, cells, verdicts).
+"""`hpcrl archive report`: a run drawn as PNG files, four per problem (progress, cells, verdicts, elites).
 
 Per problem present in the run (or in the whole archive for `all`):
 - `<run>-<problem>-progress.png`: best and rolling-mean GFLOPS against results stored, stage changes marked;
 - `<run>-<problem>-cells.png`: best GFLOPS per cell (technique set x size), with how often each set was tried;
-- `<run>-<problem>-verdicts.png`: the share of each verdict per bucket of results, stage changes marked.
+- `<run>-<problem>-verdicts.png`: the share of each verdict per bucket of results, stage changes marked;
+- `<run>-<problem>-elites.png`: the best elites whose results came from the run, coloured by the stage that
+  found them (left out when the run holds none).
 
 The x axis is the result's place in storage order within the run and problem: wall time would squeeze
 a pause or a replay after a restart into one point, while storage order is what stages count.
@@ -24,10 +26,11 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.ticker import NullFormatter
 from numpy.typing import NDArray
 
-from archive.store import ArchiveStore, Record, StageRow
+from archive.store import ArchiveStore, Elite, Record, StageRow
 from bus.schema import AddStatus, Verdict
 
 ALL_RUNS = "all"
@@ -104,7 +107,20 @@ def write_report(store: ArchiveStore, run: str, out_dir: Path) -> list[Path]:
             path = out_dir / f"{prefix}-{problem}-{name}.png"
             figure.savefig(path, dpi=DPI)
             paths.append(path)
+        elites = [e for e in store.elites(problem) if run == ALL_RUNS or _run_of(store, e.candidate_id) == run]
+        if elites:
+            figure = Figure(figsize=FIGURE_SIZE_IN, dpi=DPI, layout="constrained")
+            FigureCanvasAgg(figure)
+            _elites(figure, elites, label)
+            path = out_dir / f"{prefix}-{problem}-elites.png"
+            figure.savefig(path, dpi=DPI)
+            paths.append(path)
     return paths
+
+
+def _run_of(store: ArchiveStore, candidate_id: str) -> str:
+    record = store.record(candidate_id)
+    return record.result.run if record else ""
 
 
 # ---------------------------------------------------------------- aggregation
@@ -253,6 +269,25 @@ def _cells(figure: Figure, s: _Series, boundaries: list[tuple[int, str]], label:
     bars.grid(True, axis="x", alpha=0.3)
     more = f", best {len(shown)} of {len(order)} sets" if len(order) > len(shown) else ""
     figure.suptitle(f"{label}: best GFLOPS per cell{more}")
+
+
+def _elites(figure: Figure, elites: list[Elite], label: str) -> None:
+    """The best elites as bars, coloured by the stage whose prompt produced them."""
+    shown = sorted(elites, key=lambda e: -e.objective)[:MAX_CELL_ROWS]
+    figure.set_size_inches(FIGURE_SIZE_IN[0], max(FIGURE_SIZE_IN[1], 1.6 + 0.26 * len(shown)))
+    ax = figure.add_subplot()
+    stages = sorted({e.stage for e in shown})
+    colour = {stage: f"C{i % 10}" for i, stage in enumerate(stages)}
+    bars = ax.barh(range(len(shown)), [e.objective for e in shown], color=[colour[e.stage] for e in shown])
+    ax.bar_label(bars, [f"{e.objective:.1f}" for e in shown], fontsize=7, padding=2)
+    ax.set_yticks(range(len(shown)), [f"{e.cell}" for e in shown], fontsize=8)
+    ax.invert_yaxis()  # best on top
+    ax.set_xlabel("GFLOPS (confirmed)")
+    ax.grid(True, axis="x", alpha=0.3)
+    handles = [Patch(color=colour[stage], label=f"stage {stage}") for stage in stages]
+    ax.legend(handles=handles, loc="lower right", fontsize=8, title="found in")
+    more = f", best {len(shown)} of {len(elites)}" if len(elites) > len(shown) else ""
+    figure.suptitle(f"{label}: elites by the stage that found them{more}")
 
 
 def _verdicts(figure: Figure, s: _Series, boundaries: list[tuple[int, str]], label: str) -> None:

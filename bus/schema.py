@@ -299,6 +299,12 @@ class TrainerStep(Event, frozen=True, kw_only=True, tag="trainer_step"):
     kl: float = 0.0
     step_s: NonNegativeFloat = 0.0
     verdicts: dict[str, int] = {}
+    stage: NonNegativeInt = 0
+    """The stage the batch's prompts were built for (0: the problem is not staged)."""
+    idle_ratio: NonNegativeFloat = 0.0
+    """Share of the step the trainer waited for results."""
+    bencher_idle_ratio: NonNegativeFloat = 0.0
+    """Share of the benchers' time during the step not spent compiling or running this run's candidates."""
 
     @property
     def topic(self) -> str:

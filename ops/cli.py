@@ -32,9 +32,11 @@ SUBCOMMANDS: CommandTable = {
     "techniques": ("archive.techniques", "main", "print the optimisation techniques detected in a C file"),
     "train": ("trainer.cli", "train", "train a policy with online GRPO on measured GFLOPS (resumes from checkpoints)"),
     "tiny-model": ("trainer.tiny_model", "main", "build a small local policy model (tokenizer, Qwen2, supervised)"),
+    "train-report": ("trainer.report", "main", "summarise and plot a training run (GFLOPS of first vs last steps)"),
     "test-worker": ("bus.test_worker", "main", "a stand-in worker that runs nothing (for bus tests and load tests)"),
     "perf": ("ops.perf", "main", "measure performance figures and print them as JSON"),
-    "demo": ("ops.demo", "main", "run the whole system locally on embedded defaults"),
+    "demo": ("ops.demo", "main", "run the whole system locally: train the tiny model on measured GFLOPS"),
+    "bench-demo": ("ops.bench_demo", "main", "the benchmark side alone on eight embedded candidates (seconds)"),
 }
 
 

@@ -1,20 +1,23 @@
-"""`hpcrl demo`: run the whole system built so far (broker, a real bencher, the SQD archive) locally.
+"""`hpcrl demo`: the whole system on this machine, learning to write faster DGEMM from real measurements.
 
-The demo starts `hpcrl bus`, one `hpcrl bencher` (its build and result caches in the run directory; it
-measures the reference kernel at start, so every result carries calibration_gflops) and `hpcrl archive`
-(its store in the run directory, confirmation on). It reads the current stage from the bus once the
-archive has announced stage 1, submits the embedded candidates below at n=256 for that stage, and
-prints one line per candidate: its verdict and GFLOPS from the bencher, its cell (the techniques the
-archive detected), what adding it did to the archive and whether it uses techniques its stage does not
-permit. The set covers what the system does with model-written code: it times correct kernels from
-naive to OpenMP, answers a repeated kernel from the result cache, and returns wrong_answer,
-compile_error and rejected for the rest. Every would-be best is measured again by the bencher (the
-archive's confirmation, past the result cache); the demo waits for those measurements, then stops every
-process and prints the elites, the stage and the report PNGs it drew from the store. It writes
-summary.json, the logs (bus.log, bencher.log, archive.log), the journal and archive.sqlite into the run
-directory and exits 0 when every candidate got its expected verdict and an archive status, every
-confirmation came back, and every process exited 0. About 3 s on 2 cores; every wait is bounded, and a
-bencher or archive that cannot start (no bubblewrap, no `archive` extra) is reported with its fix.
+1. The policy: the tiny model (`hpcrl tiny-model`), built once and cached under ~/.cache/hpcrl/tiny-model
+   (about 4.5 minutes on 2 cores), or the model given with --model.
+2. The processes, each an `hpcrl` subcommand reading one config file the demo writes (`hpcrl.toml` in the
+   run directory): the broker, the SQD archive (the default stage ladder with short plateaus, so stages
+   change within minutes), one single-threaded bencher per CPU left over, and the GRPO trainer. The trainer
+   and each bencher are pinned to their own CPUs (taskset), so generation does not disturb measurements.
+3. Training: the trainer starts once every bencher is up and the archive has announced stage 1; the demo
+   follows its `trainer.step` and `stage.dgemm` events on the bus and shows a progress line per step
+   (step, stage, reward, GFLOPS, verdict mix).
+4. The end: every process is stopped (SIGTERM, the trainer first); the best elite is measured again
+   next to OpenBLAS's DGEMM, alternately, three times, on a bencher's CPU, with the same threads and
+   pipeline; the run directory gets `summary.json`, `training.png` (reward and GFLOPS per step with the
+   stage changes), the archive's report PNGs, the logs, the journal, the archive and the checkpoints.
+
+The demo succeeds (exit 0) when the trainer made every step, every process exited cleanly, and the run
+learned: the mean measured GFLOPS of the last 5 steps at least LEARNING_TARGET times that of the first 5,
+with at least one stage change. Ctrl-C (or SIGTERM) stops every process cleanly and still writes the
+summary of the steps made. Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -24,539 +27,252 @@ import importlib.util
 import json
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Final
 
-from bus.config import BusConfig, ClientConfig
-from bus.schema import AddStatus, Archived, Event, Result, StageChange, Verdict
+from bus.config import BusConfig
 from ops.cli import OPTIONAL_PACKAGES
+from ops.demo_model import ensure_tiny_model
+from ops.demo_progress import follow_training
+from ops.demo_results import compare_with_openblas, read_archive, read_training
+from ops.processes import EXTRAS_FIX, Children
 
-if TYPE_CHECKING:
-    from bus.client import BusClient
-
-START_TIMEOUT_S = 60.0
-"""How long the processes may take to come up (the bencher measures the node's peak first, the archive
-announces stage 1)."""
-RESULTS_TIMEOUT_S = 120.0
-"""How long all results and their archive statuses may take once submitted, calibration included."""
-CONFIRMATIONS_TIMEOUT_S = 60.0
-"""How long the archive's re-measurements of the would-be bests may take once every result is in."""
-POLL_S = 0.5
-"""Longest wait for events per turn (bounds the reaction to a dead process or Ctrl-C)."""
-BENCHER_DRAIN_TIMEOUT_S = 5.0
-"""On stop, how long the bencher may finish an in-flight candidate before handing it back."""
-STOP_TIMEOUT_S = BENCHER_DRAIN_TIMEOUT_S + 10.0
-"""How long a process may take to exit after SIGTERM before it is killed."""
-SIZES = (128, 256, 512)
-"""Sizes the demo offers: larger ones make the naive kernel take minutes."""
-PROBLEM = "dgemm"
-RUN = "demo"
-"""The candidates' `run`: the report draws this run."""
-SETUP_FIX = "./quickstart setup installs bubblewrap (the bencher's sandbox) and the other system packages"
-ARCHIVE_FIX = "./quickstart setup installs the `archive` extra (or: .venv/bin/pip install -e '.[archive]')"
+PROBLEM: Final = "dgemm"
+RUN: Final = "demo"
+"""The trainer's run id: candidates carry it and the archive's report draws it."""
+STEPS: Final = 150
+"""GRPO steps by default: about 2 minutes on 2 cores once the model is built (docs/trainer.md)."""
+SIZE: Final = 256
+SIZES: Final = (128, 256, 512)
+"""Sizes offered: n=256 separates the technique ladder (naive ~1.5, i-k-j ~15, register-blocked ~30
+GFLOPS on one core) while a naive candidate still takes milliseconds per call."""
+LEARNING_TARGET: Final = 2.0
+"""Required ratio of the last 5 steps' mean GFLOPS to the first 5 steps'."""
+WINDOW: Final = 5
+BENCHER_DRAIN_TIMEOUT_S: Final = 5.0
+STOP_TIMEOUT_S: Final = 30.0
+"""How long a process may take to exit after SIGTERM (the trainer writes its last checkpoint) before a kill."""
+COMPARISON_ROUNDS: Final = 3
+"""Alternating measurements of the best elite and OpenBLAS at the end (medians are reported)."""
 
 
 @dataclass(frozen=True)
-class DemoCandidate:
-    name: str
-    expected: Verdict
-    what: str
-    """One line: what the candidate shows."""
-    source: str
-    duplicate_of: str = ""
-    """Name of the candidate this one repeats (comments aside): it must come back from the result cache."""
+class CpuPlan:
+    """Which CPUs the trainer and the benchers run on: the trainer gets the first, each other CPU one
+    single-threaded bencher (at most one per sample of a step: more would idle)."""
+
+    trainer: tuple[int, ...]
+    benchers: tuple[int, ...]
+
+    @classmethod
+    def of(cls, cpus: list[int], max_benchers: int, benchers: int = 0) -> CpuPlan:
+        cpus = sorted(cpus)
+        if len(cpus) == 1:
+            return cls(trainer=(cpus[0],), benchers=(cpus[0],))  # they share it: measurements will be noisy
+        spare = cpus[1:][: max(1, min(benchers or max_benchers, max_benchers))]
+        return cls(trainer=(cpus[0],), benchers=tuple(spare))
+
+    @property
+    def shared(self) -> bool:
+        return bool(set(self.trainer) & set(self.benchers))
 
 
-NAIVE = """\
-void dgemm(int n, const double *A, const double *B, double *C) {
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) {
-            double sum = 0.0;
-            for (int k = 0; k < n; k++)
-                sum += A[i * n + k] * B[k * n + j];
-            C[i * n + j] = sum;
-        }
-}
+def config_text(run_dir: Path, model_dir: Path, steps: int, size: int, seed: int, group_size: int) -> str:
+    """The demo's `hpcrl.toml`: every process reads it, and a user can re-run any piece with it."""
+    return f"""\
+# Written by `hpcrl demo`: the configuration of every process of this run.
+
+[bus]
+request_endpoint = "ipc://{run_dir}/request.sock"
+event_endpoint = "ipc://{run_dir}/event.sock"
+
+[bencher]
+cache_dir = "{run_dir}/bencher-cache"
+calibration_size = {size}
+calibration_interval_s = 3600.0     # once at start: the demo is shorter
+drain_timeout_s = {BENCHER_DRAIN_TIMEOUT_S}
+
+[archive]
+db_path = "{run_dir}/archive.sqlite"
+problems = ["{PROBLEM}"]
+# The default stage ladder, with plateaus short enough for a few minutes: a stage ends when its best
+# improved by less than 5% over the last 64 results (8 steps), or after 200 results.
+plateau_window = 64
+plateau_improvement = 0.05
+min_coverage = 0.0
+max_results = 200
+
+[trainer]
+run = "{RUN}"
+run_dir = "{run_dir}/trainer"
+problem = "{PROBLEM}"
+size = {size}
+steps = {steps}
+prompts_per_step = 1
+threads = 1
+checkpoint_every = 10
+seed = {seed}
+result_timeout_s = 120.0
+
+[policy]
+model_dir = "{model_dir}"
+
+[grpo]
+group_size = {group_size}
+# A tiny model's LoRA adapter needs a far larger step than a 14B model's 1e-5.
+learning_rate = 1e-3
+max_completion_tokens = 200
 """
-IKJ = """\
-#include <string.h>
-
-void dgemm(int n, const double *A, const double *B, double *C) {
-    memset(C, 0, sizeof(double) * n * n);
-    for (int i = 0; i < n; i++)
-        for (int k = 0; k < n; k++) {
-            double a = A[i * n + k];
-            for (int j = 0; j < n; j++)
-                C[i * n + j] += a * B[k * n + j];
-        }
-}
-"""
-# The tiled kernel, and the OpenMP one built from it: TK rows of B stay in cache while the TI rows
-# of C of a block reuse them; four rows of B are folded into each pass over a row of C.
-_TILED_TEMPLATE = """\
-#include <string.h>
-
-enum { TI = @TI@, TK = 128 };
-
-/* C[i0:i1, :] += A[i0:i1, k0:k1] * B[k0:k1, :] */
-static void block(int n, int i0, int i1, int k0, int k1, const double *A, const double *B, double *C) {
-    for (int i = i0; i < i1; i++) {
-        double *restrict c = C + (size_t)i * n;
-        const double *a = A + (size_t)i * n;
-        int k = k0;
-        for (; k + 4 <= k1; k += 4) {
-            const double *restrict b = B + (size_t)k * n;
-            for (int j = 0; j < n; j++)
-                c[j] += a[k] * b[j] + a[k + 1] * b[j + n] + a[k + 2] * b[j + 2 * n] + a[k + 3] * b[j + 3 * n];
-        }
-        for (; k < k1; k++)
-            for (int j = 0; j < n; j++)
-                c[j] += a[k] * B[(size_t)k * n + j];
-    }
-}
-
-void dgemm(int n, const double *A, const double *B, double *C) {
-    memset(C, 0, sizeof(double) * n * n);@PRAGMA@
-    for (int i0 = 0; i0 < n; i0 += TI)
-        for (int k0 = 0; k0 < n; k0 += TK)
-            block(n, i0, i0 + TI < n ? i0 + TI : n, k0, k0 + TK < n ? k0 + TK : n, A, B, C);
-}
-"""
-TILED = _TILED_TEMPLATE.replace("@TI@", "64").replace("@PRAGMA@", "")
-OPENMP = _TILED_TEMPLATE.replace("@TI@", "16").replace("@PRAGMA@", "\n    #pragma omp parallel for schedule(dynamic)")
-WRONG = NAIVE.replace("B[k * n + j]", "B[j * n + k]")  # B read transposed
-BROKEN = """\
-void dgemm(int n, const double *A, const double *B, double *C) {
-    for (int i = 0; i < n * n; i++)
-        C[i] = A[i] * B[i]
-}
-"""
-CHEATER = """\
-struct timespec { long tv_sec, tv_nsec; };
-int clock_gettime(int clock, struct timespec *t); /* declared by hand: no header to refuse */
-
-void dgemm(int n, const double *A, const double *B, double *C) {
-    struct timespec t;
-    clock_gettime(1, &t); /* a kernel that reads the clock can tell warm-up calls from timed ones */
-    for (int i = 0; i < n * n; i++)
-        C[i] = 0.0;
-}
-"""
-CANDIDATES = (
-    DemoCandidate("naive", Verdict.OK, "i-j-k loops, B walked down its columns", NAIVE),
-    DemoCandidate("ikj", Verdict.OK, "loops interchanged: rows of B and C streamed", IKJ),
-    DemoCandidate("tiled", Verdict.OK, "cache tiles, four rows of B per pass", TILED),
-    DemoCandidate("openmp", Verdict.OK, "the tiled kernel over every core", OPENMP),
-    DemoCandidate(
-        "tiled-again",
-        Verdict.OK,
-        "the tiled kernel re-commented: same normalized source",
-        "/* the tiled kernel again */\n" + TILED,
-        duplicate_of="tiled",
-    ),
-    DemoCandidate("wrong", Verdict.WRONG_ANSWER, "naive with B transposed by mistake", WRONG),
-    DemoCandidate("broken", Verdict.COMPILE_ERROR, "a missing semicolon", BROKEN),
-    DemoCandidate("cheater", Verdict.REJECTED, "calls clock_gettime", CHEATER),
-)
-
-
-@dataclass
-class _Seen:
-    """What the demo has heard on the bus: results (its own and the archive's confirmations) and
-    archived events, by candidate id; the first of each (a re-delivered event changes nothing)."""
-
-    results: dict[str, Result] = field(default_factory=dict)
-    archived: dict[str, Archived] = field(default_factory=dict)
-
-    def take(self, events: list[Event]) -> None:
-        for event in events:
-            if isinstance(event, Result):
-                self.results.setdefault(event.candidate_id, event)
-            elif isinstance(event, Archived):
-                self.archived.setdefault(event.candidate_id, event)
-
-    def confirmation_of(self, candidate_id: str) -> Archived | None:
-        return next((a for a in self.archived.values() if a.confirmation_of == candidate_id), None)
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="hpcrl demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", help="directory for logs, journal, caches, archive and summary (default: new)")
-    parser.add_argument("--size", type=int, default=256, choices=SIZES, help="matrix size n (default: 256)")
+    parser.add_argument(
+        "--run-dir", help="directory for logs, journal, archive, checkpoints and summary (default: new)"
+    )
+    parser.add_argument("--steps", type=int, default=STEPS, help=f"GRPO steps (default {STEPS})")
+    parser.add_argument("--size", type=int, default=SIZE, choices=SIZES, help=f"matrix size n (default {SIZE})")
+    parser.add_argument("--seed", type=int, default=0, help="the trainer's seed (default 0)")
+    parser.add_argument("--group-size", type=int, default=8, help="samples per step, one GRPO group (default 8)")
+    parser.add_argument("--benchers", type=int, default=0, help="benchers to start (default: one per spare CPU)")
+    parser.add_argument("--model", help="a local Hugging Face model directory to train instead of the tiny model")
+    parser.add_argument(
+        "--model-cache", default="~/.cache/hpcrl/tiny-model", help="where the tiny model is built and kept"
+    )
     args = parser.parse_args(argv)
-    missing = [name for name, extra in OPTIONAL_PACKAGES.items() if extra == "archive" and not _importable(name)]
+    if args.steps < 2 * WINDOW:
+        parser.exit(2, f"{parser.prog}: --steps must be >= {2 * WINDOW} (the first and last {WINDOW} are compared)\n")
+    if args.group_size < 2 or args.benchers < 0:
+        parser.exit(2, f"{parser.prog}: --group-size must be >= 2 and --benchers >= 0\n")
+    if args.model and not (Path(args.model) / "config.json").is_file():
+        parser.exit(
+            2,
+            f"{parser.prog}: --model {args.model} is not a Hugging Face model directory (no config.json); leave "
+            "--model out to use the tiny model, or build one with `hpcrl tiny-model --out DIR`\n",
+        )
+    missing = [name for name in OPTIONAL_PACKAGES if OPTIONAL_PACKAGES[name] != "gpu" and not _importable(name)]
     if missing:
-        print(f"hpcrl demo: the archive needs the Python packages {', '.join(missing)}\n  fix: {ARCHIVE_FIX}")
+        print(f"hpcrl demo: needs the Python packages {', '.join(missing)}\n  fix: {EXTRAS_FIX}")
         return 1
+
     run_dir = Path(args.run_dir or tempfile.mkdtemp(prefix="hpcrl-demo-")).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    bus = BusConfig(request_endpoint=f"ipc://{run_dir}/request.sock", event_endpoint=f"ipc://{run_dir}/event.sock")
-    env = {
-        **os.environ,
-        "HPCRL_BUS__REQUEST_ENDPOINT": bus.request_endpoint,
-        "HPCRL_BUS__EVENT_ENDPOINT": bus.event_endpoint,
-        "HPCRL_BENCHER__CACHE_DIR": str(run_dir / "bencher-cache"),
-        "HPCRL_BENCHER__CALIBRATION_SIZE": str(args.size),
-        "HPCRL_BENCHER__CALIBRATION_INTERVAL_S": "3600",  # once at start: the demo is shorter
-        "HPCRL_BENCHER__DRAIN_TIMEOUT_S": str(BENCHER_DRAIN_TIMEOUT_S),
-        "HPCRL_BENCHER__METRICS_PORT": "0",
-        "HPCRL_ARCHIVE__DB_PATH": str(run_dir / "archive.sqlite"),
-        "HPCRL_ARCHIVE__CONFIRM": "true",
-        "HPCRL_ARCHIVE__METRICS_PORT": "0",
-    }
-    hpcrl = [sys.executable, "-m", "ops.cli"]
-    processes: dict[str, subprocess.Popen[bytes]] = {}
-
-    def launch(name: str, *arguments: str) -> None:
-        with open(run_dir / f"{name}.log", "wb") as log:
-            processes[name] = subprocess.Popen([*hpcrl, *arguments], env=env, stdout=log, stderr=subprocess.STDOUT)
-
     interrupted: list[bool] = []
     signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
     signal.signal(signal.SIGTERM, lambda *_: interrupted.append(True))
+    started = time.monotonic()
+    plan = CpuPlan.of(sorted(os.sched_getaffinity(0)), args.group_size, args.benchers)
     print(f"hpcrl demo: run directory {run_dir}")
-    started = time.monotonic()
-    try:
-        launch("bus", "bus", "--journal", str(run_dir / "journal.sqlite"))
-        launch("bencher", "bencher", "--name", "bencher-1")
-        launch("archive", "archive")
-        summary = _exercise(bus, args.size, processes, run_dir, interrupted)
-    finally:
-        codes = _stop_all(processes)
-    summary["exit_codes"] = codes
-    if (run_dir / "archive.sqlite").exists():
-        _show_archive(run_dir, summary)
-    summary["total_wall_s"] = round(time.monotonic() - started, 3)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    success = bool(summary["as_expected"]) and not summary.get("error") and not any(codes.values())
-    print(f"\nhpcrl demo: summary in {run_dir / 'summary.json'}; every process stopped (exit codes {codes})")
-    if not success:
-        print("hpcrl demo: FAILED (see above and the logs in the run directory)")
-    return 0 if success else 1
-
-
-def _exercise(
-    bus: BusConfig,
-    size: int,
-    processes: dict[str, subprocess.Popen[bytes]],
-    run_dir: Path,
-    interrupted: list[bool],
-) -> dict[str, Any]:
-    from bus.client import BusClient
-
-    started = time.monotonic()
-    summary: dict[str, Any] = {"size": size, "submitted": 0, "completed": 0, "as_expected": False}
-    seen = _Seen()
-    subscribe = ["archive.", "result."]
-    with BusClient(bus, ClientConfig(result_timeout_s=RESULTS_TIMEOUT_S), name="demo", subscribe=subscribe) as client:
-        # 1. Wait for the bencher to connect (it measures the node's peak first) and for the archive to
-        #    announce the first stage; the current stage is the newest `stage.dgemm` the broker journaled.
-        print("  broker started; waiting for the bencher (peak probe at start) and the archive (stage 1) ...")
-        stage: StageChange | None = None
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while (client.workers_alive < 1 or stage is None) and not interrupted:
-            problem = _dead_process(processes, run_dir)
-            if problem is None and time.monotonic() > deadline:
-                late = "the bencher did not connect" if client.workers_alive < 1 else "the archive announced no stage"
-                problem = f"{late} within {START_TIMEOUT_S:.0f} s; see the logs in {run_dir}"
-            if problem is not None:
-                print(f"hpcrl demo: {problem}")
-                summary["error"] = problem
-                return summary
-            if stage is None:
-                latest = client.latest(["stage."], timeout_s=POLL_S) or []
-                stage = next((e for e in latest if isinstance(e, StageChange) and e.problem == PROBLEM), None)
-            client.pump(0.1)
-        if interrupted or stage is None:
-            summary["error"] = "interrupted"
-            return summary
-        permitted = sorted(stage.techniques)
-        summary.update(stage=stage.to_stage, stage_techniques=permitted)
-        print(
-            f"  bencher and archive up after {time.monotonic() - started:.1f} s; "
-            f"{PROBLEM} is in stage {stage.to_stage}, which permits {', '.join(permitted) or 'nothing'}"
-        )
-
-        # 2. Submit every candidate for that stage; one bencher takes them in order, so the duplicate
-        #    comes after its original and the archive's confirmations after all of them.
-        by_id = {
-            client.submit(problem=PROBLEM, size=size, source=c.source, run=RUN, stage=stage.to_stage).candidate_id: c
-            for c in CANDIDATES
-        }
-        summary["submitted"] = len(by_id)
-        print(f"  submitted {len(by_id)} DGEMM candidates at n={size} for stage {stage.to_stage}:")
-        for candidate in CANDIDATES:
-            print(f"    {candidate.name:<12} {candidate.what}")
-        print()
-
-        # 3. One line per candidate once both its result and its archive status are in.
-        shown: list[str] = []
-
-        def show_candidates() -> None:
-            for cid in [cid for cid in seen.archived if cid in by_id and cid in seen.results and cid not in shown]:
-                result = seen.results[cid]
-                if not shown:
-                    print(
-                        f"  {result.bencher_id}: {result.threads} thread(s) on {result.node_class!r}, reference "
-                        f"kernel {result.calibration_gflops:.2f} GFLOPS at n={size} (calibration)\n\n"
-                        f"  {'candidate':<12} {'verdict':<14} {'GFLOPS':>8}  {'cell (problem/size/techniques)':<45} "
-                        f"{'archive status':<22} outside stage {stage.to_stage}?"
-                    )
-                shown.append(cid)
-                print(_candidate_line(by_id[cid], result, seen.archived[cid], stage))
-
-        error = _follow(
-            client,
-            seen,
-            lambda: [by_id[cid].name for cid in by_id if cid not in seen.archived or cid not in seen.results],
-            "result or archive status",
-            RESULTS_TIMEOUT_S,
-            show_candidates,
-            processes,
-            run_dir,
-            interrupted,
-        )
-
-        # 4. The archive re-measures every would-be best (the bencher bypasses its result cache for them).
-        awaiting = [cid for cid in shown if seen.archived[cid].status is AddStatus.AWAITING_CONFIRMATION]
-        ranking = sorted(
-            (cid for cid in shown if seen.results[cid].verdict is Verdict.OK and not by_id[cid].duplicate_of),
-            key=lambda cid: -seen.results[cid].gflops_median,
-        )
-        best = ranking[0] if ranking else ""
-        if awaiting and error is None:
-            print(
-                f"\n  confirmations: {len(awaiting)} would-be best(s) measured again, the bencher's cache bypassed; "
-                "an elite keeps the lower figure:"
-            )
-            confirmed: list[str] = []
-
-            def show_confirmations() -> None:
-                for cid in awaiting:
-                    archived = seen.confirmation_of(cid)
-                    if cid in confirmed or archived is None or archived.candidate_id not in seen.results:
-                        continue
-                    confirmed.append(cid)
-                    result = seen.results[archived.candidate_id]
-                    print(_confirmation_line(by_id[cid], seen.results[cid], result, archived, cid == best))
-
-            error = _follow(
-                client,
-                seen,
-                lambda: [by_id[cid].name for cid in awaiting if cid not in confirmed],
-                "confirmation",
-                CONFIRMATIONS_TIMEOUT_S,
-                show_confirmations,
-                processes,
-                run_dir,
-                interrupted,
-            )
-        if error is not None:
-            print(f"hpcrl demo: {error}")
-            summary["error"] = error
-    wall_s = time.monotonic() - started
-
-    # 5. Rank the distinct correct kernels and check every expectation.
-    rows = [_row(candidate, cid, seen) for cid, candidate in by_id.items()]
-    naive_gflops = next((row["gflops_median"] for row in rows if row["name"] == "naive"), 0.0)
-    if ranking:
-        print(f"\n  ranking of the correct kernels (n={size}):")
-    for place, cid in enumerate(ranking, 1):
-        gflops = seen.results[cid].gflops_median
-        speedup = f"  {gflops / naive_gflops:5.1f}x naive" if naive_gflops > 0 else ""
-        print(f"    {place}. {by_id[cid].name:<12} {gflops:8.2f} GFLOPS{speedup}")
-    surprises = [row["name"] for row in rows if not row["as_expected"]]
-    counts = Counter(row["verdict"] for row in rows)
-    completed = sum(cid in seen.results for cid in by_id)
-    confirmations = sum(row["confirmation"] is not None for row in rows)
     print(
-        f"\n  {completed}/{len(by_id)} results and {confirmations} confirmations in {wall_s:.1f} s: "
-        + ", ".join(f"{count} {verdict}" for verdict, count in sorted(counts.items()))
-        + ("; every verdict as expected" if not surprises else f"; NOT as expected: {', '.join(surprises)}")
+        f"  trainer on CPU {','.join(map(str, plan.trainer))}; {len(plan.benchers)} single-threaded bencher(s) on "
+        f"CPU {','.join(map(str, plan.benchers))}"
+        + ("  (one CPU only: trainer and bencher share it, measurements will be noisy)" if plan.shared else "")
     )
-    summary.update(
-        completed=completed,
-        wall_s=round(wall_s, 3),
-        calibration_gflops=max((seen.results[cid].calibration_gflops for cid in shown), default=0.0),
-        counts=dict(counts),
-        ranking=[by_id[cid].name for cid in ranking],
-        as_expected=completed == len(by_id) and not surprises,
-        candidates=rows,
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "steps_planned": args.steps, "size": args.size}
+
+    model_dir, model_note = (
+        (Path(args.model).resolve(), "given")
+        if args.model
+        else ensure_tiny_model(
+            Path(args.model_cache).expanduser(), run_dir, len(plan.trainer + plan.benchers), interrupted
+        )
     )
-    return summary
+    summary["model"] = {"dir": str(model_dir), "source": model_note}
+    if model_dir is None or interrupted:
+        summary["error"] = model_note if model_dir is None else "interrupted"
+        return _finish(run_dir, summary, {}, started)
+    config = run_dir / "hpcrl.toml"
+    config.write_text(config_text(run_dir, model_dir, args.steps, args.size, args.seed, args.group_size))
+    # The file decides: HPCRL_* variables left in the shell by other runs must not change the demo.
+    children = Children(run_dir, {k: v for k, v in os.environ.items() if not k.startswith("HPCRL_")})
 
-
-def _follow(
-    client: BusClient,
-    seen: _Seen,
-    missing: Callable[[], list[str]],
-    what: str,
-    timeout_s: float,
-    show: Callable[[], None],
-    processes: dict[str, subprocess.Popen[bytes]],
-    run_dir: Path,
-    interrupted: list[bool],
-) -> str | None:
-    """Take the bus's events and show them until nothing is missing; why not, if it came to that."""
-    deadline = time.monotonic() + timeout_s
-    while missing():
-        if interrupted:
-            return "interrupted"
-        problem = _dead_process(processes, run_dir)
-        if problem is None and time.monotonic() > deadline:
-            problem = f"no {what} after {timeout_s:.0f} s for: {', '.join(missing())}"
-        if problem is not None:
-            return problem
-        seen.take(client.next_events(POLL_S))
-        show()
-    return None
-
-
-def _show_archive(run_dir: Path, summary: dict[str, Any]) -> None:
-    """The archive's store after the run, read-only: what `hpcrl elites`, `hpcrl stages` and
-    `hpcrl archive report` show."""
-    from archive.report import write_report
-    from archive.store import ArchiveStore, StoreError
-
-    db = run_dir / "archive.sqlite"
+    train_started = time.monotonic()
     try:
-        store = ArchiveStore(db, readonly=True)
-    except StoreError as error:
-        print(f"hpcrl demo: cannot read the archive: {error}")
-        summary["error"] = summary.get("error") or str(error)
-        return
-    try:
-        names = {row["candidate_id"]: row["name"] for row in summary.get("candidates", [])}
-        elites = store.elites(PROBLEM)
-        print(f"\n  elites (hpcrl elites --db {db}):")
-        for elite in elites:
-            name = names.get(elite.candidate_id, elite.candidate_id)
-            print(f"    {elite.objective:10.2f} GFLOPS  {elite.cell:<45} {name}  (stage {elite.stage})")
-        changes = store.stage_changes(PROBLEM)
-        current = changes[-1] if changes else None
-        if current is not None:
-            in_stage = store.stage_counts().get((PROBLEM, current.to_stage), 0)
-            print(
-                f"  stage (hpcrl stages): {PROBLEM} in stage {current.to_stage} ({current.reason}) with {in_stage} "
-                f"results stored; it permits {', '.join(current.techniques) or 'nothing'}"
+        children.start("bus", "bus", "--config", str(config), "--journal", str(run_dir / "journal.sqlite"))
+        children.start("archive", "archive", "--config", str(config))
+        for cpu in plan.benchers:
+            children.start(f"bencher-{cpu}", "bencher", "--config", str(config), "--name", f"bencher-{cpu}", cpus=[cpu])
+        bus = BusConfig(request_endpoint=f"ipc://{run_dir}/request.sock", event_endpoint=f"ipc://{run_dir}/event.sock")
+        summary.update(
+            follow_training(
+                bus, children, config, plan.trainer, len(plan.benchers), RUN, PROBLEM, args.steps, interrupted
             )
-        paths = write_report(store, RUN, run_dir)
+        )
     finally:
-        store.close()
-    print(f"  report (hpcrl archive report {RUN}): {', '.join(path.name for path in paths) or 'nothing to draw'}")
-    summary.update(
-        elites=[
-            {
-                "name": names.get(elite.candidate_id, ""),
-                "candidate_id": elite.candidate_id,
-                "cell": elite.cell,
-                "techniques": list(elite.techniques),
-                "objective": elite.objective,
-                "stage": elite.stage,
-            }
-            for elite in elites
-        ],
-        current_stage=current.to_stage if current else 0,
-        report=[str(path) for path in paths],
-    )
-    # The best kernel's cell must hold an elite (its own, or its duplicate's if that measured higher).
-    best = next((row for row in summary.get("candidates", []) if row["name"] in summary.get("ranking", [])[:1]), None)
+        codes = children.stop_all(STOP_TIMEOUT_S)
+    summary["train_wall_s"] = round(time.monotonic() - train_started, 1)
+    summary["exit_codes"] = codes
+
+    summary.update(read_training(run_dir / "trainer", WINDOW, run_dir))
+    summary.update(read_archive(run_dir / "archive.sqlite", RUN, PROBLEM, run_dir))
+    if summary.get("best_source") and not interrupted:
+        summary.update(
+            compare_with_openblas(config, summary["best_source"], args.size, plan.benchers[0], COMPARISON_ROUNDS)
+        )
+    return _finish(run_dir, summary, codes, started)
+
+
+def _finish(run_dir: Path, summary: dict[str, Any], codes: dict[str, int], started: float) -> int:
+    summary["wall_s"] = round(time.monotonic() - started, 1)
+    summary.pop("best_source", None)
+    learned = summary.get("learning_ratio", 0.0) >= LEARNING_TARGET and summary.get("stage_changes", 0) >= 1
+    complete = summary.get("steps", 0) >= summary.get("steps_planned", 1)
+    summary["learned"] = learned
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _print_summary(summary)
+    ok = learned and complete and not summary.get("error") and bool(codes) and not any(codes.values())
+    print(f"\nhpcrl demo: summary in {run_dir / 'summary.json'}; every process stopped (exit codes {codes or 'none'})")
+    if not ok:
+        print("hpcrl demo: FAILED: " + _why_failed(summary, codes, learned, complete))
+    return 0 if ok else 1
+
+
+def _why_failed(summary: dict[str, Any], codes: dict[str, int], learned: bool, complete: bool) -> str:
     if summary.get("error"):
+        return str(summary["error"])
+    if not complete:
+        return f"the trainer made {summary.get('steps', 0)} of {summary.get('steps_planned')} steps"
+    if codes and any(codes.values()):
+        return f"a process exited with an error: {codes} (see its log in the run directory)"
+    return (
+        f"no learning shown: last/first {WINDOW}-step GFLOPS ratio {summary.get('learning_ratio', 0):.2f} "
+        f"(target >= {LEARNING_TARGET}) with {summary.get('stage_changes', 0)} stage change(s) (target >= 1)"
+    )
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    if "first5_mean_gflops" not in summary:
         return
-    if not paths or best is None or best["cell"] not in {elite.cell for elite in elites}:
-        summary["as_expected"] = False
-        print("hpcrl demo: the best kernel's cell holds no elite, or the report is empty")
-
-
-def _row(candidate: DemoCandidate, candidate_id: str, seen: _Seen) -> dict[str, Any]:
-    """A candidate's entry in summary.json: what was expected, what the bencher and the archive said."""
-    result = seen.results.get(candidate_id)
-    archived = seen.archived.get(candidate_id)
-    confirmation = seen.confirmation_of(candidate_id)
-    remeasured = seen.results.get(confirmation.candidate_id) if confirmation else None
-    verdict = result.verdict.value if result else "missing"
-    cached = bool(result and result.cached)
-    awaiting = archived is not None and archived.status is AddStatus.AWAITING_CONFIRMATION
-    confirmed_fresh = not awaiting or (remeasured is not None and not remeasured.cached)
-    return {
-        "name": candidate.name,
-        "candidate_id": candidate_id,
-        "expected": candidate.expected.value,
-        "verdict": verdict,
-        "as_expected": verdict == candidate.expected
-        and (cached or not candidate.duplicate_of)
-        and archived is not None
-        and confirmed_fresh,
-        "gflops_median": result.gflops_median if result else 0.0,
-        "cv": result.cv if result else 0.0,
-        "repetitions": result.repetitions if result else 0,
-        "cached": cached,
-        "duplicate_of": candidate.duplicate_of,
-        "detail": result.detail if result else "",
-        "techniques": list(archived.techniques) if archived else [],
-        "parse_error": archived.parse_error if archived else "",
-        "cell": archived.cell if archived else "",
-        "status": archived.status.value if archived else "missing",
-        "outside_stage": archived.outside_stage if archived else False,
-        "confirmation": None
-        if confirmation is None
-        else {
-            "candidate_id": confirmation.candidate_id,
-            "verdict": confirmation.verdict.value,
-            "gflops_median": remeasured.gflops_median if remeasured else 0.0,
-            "cached": bool(remeasured and remeasured.cached),
-            "status": confirmation.status.value,
-            "objective": confirmation.objective,
-        },
-    }
-
-
-def _candidate_line(candidate: DemoCandidate, result: Result, archived: Archived, stage: StageChange) -> str:
-    verdict = result.verdict.value + (" (cached)" if result.cached else "")
-    gflops = f"{result.gflops_median:8.2f}" if result.verdict is Verdict.OK else ""
-    outside = ""
-    if archived.outside_stage:
-        outside = "yes: " + (", ".join(sorted(set(archived.techniques) - set(stage.techniques))) or "?")
-    status = archived.status.value
-    line = f"  {candidate.name:<12} {verdict:<14} {gflops:>8}  {archived.cell:<45} {status:<22} {outside}".rstrip()
-    if result.verdict is not candidate.expected:
-        line += f"  <- expected {candidate.expected.value}"
-    elif candidate.duplicate_of and not result.cached:
-        line += f"  <- expected from the result cache (a repeat of {candidate.duplicate_of})"
-    if result.verdict is not Verdict.OK:
-        line += f"\n  {'':<12} {_short(result.detail)}"
-    return line
-
-
-def _confirmation_line(candidate: DemoCandidate, first: Result, again: Result, archived: Archived, best: bool) -> str:
-    if again.verdict is Verdict.OK:
-        measured = f"{again.gflops_median:8.2f} GFLOPS (first {first.gflops_median:.2f})"
-    else:
-        measured = f"{again.verdict.value} (first ok at {first.gflops_median:.2f} GFLOPS)"
-    if archived.status in (AddStatus.NEW, AddStatus.IMPROVE_EXISTING):
-        outcome = f"elite at {archived.objective:.2f} GFLOPS ({archived.status.value})"
-    elif again.verdict is Verdict.OK:
-        outcome = "not_added: its cell holds a better elite"
-    else:
-        outcome = "not_added: refuted"
-    line = f"    {candidate.name:<12} {measured:<38} -> {outcome}"
-    if again.cached:
-        line += "  <- answered from the result cache, expected a fresh measurement"
-    return line + ("  <- the best" if best else "")
-
-
-def _short(detail: str, width: int = 100) -> str:
-    """The line of a detail that says the most (a compiler's first error), cut to width."""
-    lines = [line.strip() for line in detail.splitlines() if line.strip()]
-    line = next((line for line in lines if "error" in line), lines[0] if lines else "")
-    return line if len(line) <= width else line[: width - 3] + "..."
+    print(
+        f"\n  learning: mean GFLOPS of the sampled candidates, first {WINDOW} steps "
+        f"{summary['first5_mean_gflops']:.2f}, last {WINDOW} steps {summary['last5_mean_gflops']:.2f}: "
+        f"{summary['learning_ratio']:.2f}x (target >= {LEARNING_TARGET}x)"
+    )
+    for change in summary.get("stage_history", []):
+        print(
+            f"  stage {change['from_stage']} -> {change['to_stage']} after {change['results_in_stage']} results: "
+            f"{change['reason']}"
+        )
+    for stage, elites in sorted(summary.get("elites_per_stage", {}).items()):
+        best = max(elites, key=lambda e: e["objective"])
+        print(f"  elites found in stage {stage}: {len(elites)}, best {best['objective']:.2f} GFLOPS in {best['cell']}")
+    if summary.get("openblas_gflops"):
+        print(
+            f"  best elite {summary['best_gflops']:.2f} GFLOPS (archive); measured again next to OpenBLAS "
+            f"({summary['comparison_threads']} thread(s), n={summary['size']}, {COMPARISON_ROUNDS} rounds): "
+            f"{summary['best_remeasured_gflops']:.2f} vs OpenBLAS {summary['openblas_gflops']:.2f} GFLOPS "
+            f"= {summary['best_vs_openblas']:.2f} of OpenBLAS"
+        )
+    if summary.get("trainer_idle_ratio_mean") is not None:
+        print(
+            f"  idle: trainer {summary['trainer_idle_ratio_mean']:.0%} of its step time waiting for results, "
+            f"benchers {summary['bencher_idle_ratio_mean']:.0%} of theirs without a fresh candidate"
+        )
+    if summary.get("report"):
+        print(f"  report: {', '.join(Path(p).name for p in summary['report'])}")
 
 
 def _importable(module: str) -> bool:
@@ -564,40 +280,3 @@ def _importable(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
-
-
-def _dead_process(processes: dict[str, subprocess.Popen[bytes]], run_dir: Path) -> str | None:
-    """Why the demo cannot go on if a process has exited (with the fix when we know it), else None."""
-    for name, process in processes.items():
-        code = process.poll()
-        if code is None:
-            continue
-        log = run_dir / f"{name}.log"
-        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-        missing_package = next((line for line in lines if "needs the Python package" in line), None)
-        if missing_package is not None:
-            return f"the {name} could not start (exit status {code}): {missing_package}\n  fix: {ARCHIVE_FIX}"
-        reason = next((line.split("error=", 1)[-1] for line in lines if "event=cannot_" in line), None)
-        if reason is None:
-            return f"{name} exited with status {code}; the end of its log ({log}):\n    " + "\n    ".join(lines[-5:])
-        message = f"the {name} could not start (exit status {code}): {reason}"
-        if name == "bencher" and ("not found" in reason or "not installed" in reason):
-            message += f"\n  fix: {SETUP_FIX}"
-        return message + f"\n  log: {log}"
-    return None
-
-
-def _stop_all(processes: dict[str, subprocess.Popen[bytes]]) -> dict[str, int]:
-    """SIGTERM every process (the last started first), wait for each, kill what does not stop."""
-    names = list(reversed(processes))
-    for name in names:
-        if processes[name].poll() is None:
-            processes[name].send_signal(signal.SIGTERM)
-    codes = {}
-    for name in names:
-        try:
-            codes[name] = processes[name].wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            processes[name].kill()
-            codes[name] = processes[name].wait()
-    return codes

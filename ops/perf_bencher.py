@@ -41,7 +41,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from bencher.build import Build, Builder, compiler_identity
-from bencher.calibration import OPENBLAS_KERNEL, REFERENCE_KERNEL
+from bencher.calibration import (
+    LIBRARY_OUTSIDE_CPU_S_PER_CALL,
+    OPENBLAS_KERNEL,
+    OPENBLAS_LIBRARIES,
+    REFERENCE_KERNEL,
+    library_pipeline,
+)
 from bencher.config import BencherConfig
 from bencher.measure import judge, run_limits
 from bencher.node import KERNELS_DIR, Node, detect_node
@@ -52,7 +58,7 @@ from bus.client import BusClient
 from bus.config import BusConfig, ClientConfig
 from bus.daemon import setup_logging
 from bus.schema import Result, Verdict
-from ops.demo import NAIVE
+from ops.bench_demo import NAIVE
 from ops.perf import PerfReport
 from ops.perf_bus import git_commit, machine_info
 from ops.perf_bus_sites import HPCRL, POLL_SLICE_S, REPO, START_TIMEOUT_S, PerfError, Processes, clean_env, free_port
@@ -78,11 +84,6 @@ TYPICAL_CANDIDATE: Final = LADDER_DIR / "tiled.c"
 TRIVIAL_CANDIDATE: Final = NAIVE
 """The textbook i-j-k triple loop: correct, and about as cheap to compile and run as a candidate gets."""
 STANDALONE_TIMER: Final = KERNELS_DIR / "standalone_timer.c"
-LIBRARY_OUTSIDE_CPU_S_PER_CALL: Final = 0.05
-"""The bencher's between-calls CPU check for the OpenBLAS kernel only. OpenBLAS's pthreads spin for a
-while after each call before they sleep (OPENBLAS_THREAD_TIMEOUT; OMP_WAIT_POLICY does not reach them),
-and the default check (BencherConfig.outside_cpu_s_per_call, 2 ms) rejects that as hidden work on a
-quiet node. Environment, monitor and timing stay those of every candidate."""
 BATCH_TIMEOUT_S: Final = 300.0
 """Longest wait for one batch of daemon results."""
 STANDALONE_TIMEOUT_S: Final = 120.0
@@ -389,14 +390,13 @@ def measure_fidelity_and_ladder(
     compiler = pipeline.builder.compiler_for(problem)
     kernels = [
         Kernel("reference", REFERENCE_KERNEL.read_text()),
-        Kernel("openblas", OPENBLAS_KERNEL.read_text(), ("-lopenblas",)),
+        Kernel("openblas", OPENBLAS_KERNEL.read_text(), OPENBLAS_LIBRARIES),
     ]
     binaries = {k.name: build_standalone(k, problem, compiler, workdir) for k in kernels}
-    library_config = dataclasses.replace(pipeline.config, outside_cpu_s_per_call=LIBRARY_OUTSIDE_CPU_S_PER_CALL)
-    library_pipeline = Pipeline(library_config, sandbox=pipeline.sandbox, node=pipeline.node)
+    for_libraries = library_pipeline(pipeline)
 
     def bencher_of(kernel: Kernel) -> Pipeline:
-        return library_pipeline if kernel.libraries else pipeline
+        return for_libraries if kernel.libraries else pipeline
 
     best, survey = choose_best_ladder(cfg, pipeline)
     bench: dict[str, list[Evaluation]] = {k.name: [] for k in [*kernels, best]}

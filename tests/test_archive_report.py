@@ -77,10 +77,19 @@ def assert_png(path: Path) -> None:
     assert width == 1200 and height >= 600, f"{path.name} is {width}x{height} px, expected 10x5 in at 120 dpi"
 
 
-def test_a_run_gives_progress_cells_and_verdict_plots_per_problem(store: ArchiveStore, tmp_path: Path) -> None:
+def elite_runs(store: ArchiveStore, problem: str) -> set[str]:
+    """The runs whose results hold the problem's elites."""
+    records = [store.record(elite.candidate_id) for elite in store.elites(problem)]
+    return {record.result.run for record in records if record}
+
+
+def test_a_run_gives_progress_cells_verdict_and_elite_plots_per_problem(store: ArchiveStore, tmp_path: Path) -> None:
     paths = write_report(store, "r1", tmp_path / "out")
+    with_elites = [problem for problem in ("dgemm", "stencil") if "r1" in elite_runs(store, problem)]
+    assert with_elites, "the fixture's run r1 holds elites"
     assert sorted(p.name for p in paths) == sorted(
-        f"r1-{problem}-{plot}.png" for problem in ("dgemm", "stencil") for plot in ("progress", "cells", "verdicts")
+        [f"r1-{problem}-{plot}.png" for problem in ("dgemm", "stencil") for plot in ("progress", "cells", "verdicts")]
+        + [f"r1-{problem}-elites.png" for problem in with_elites]
     )
     for path in paths:
         assert path.parent == tmp_path / "out"
@@ -89,12 +98,15 @@ def test_a_run_gives_progress_cells_and_verdict_plots_per_problem(store: Archive
 
 def test_the_run_id_selects_the_results_plotted(store: ArchiveStore, tmp_path: Path) -> None:
     r2 = write_report(store, "r2", tmp_path)
-    assert sorted(p.name for p in r2) == ["r2-stencil-cells.png", "r2-stencil-progress.png", "r2-stencil-verdicts.png"]
+    elites = ["r2-stencil-elites.png"] if "r2" in elite_runs(store, "stencil") else []
+    assert sorted(p.name for p in r2) == sorted(
+        ["r2-stencil-cells.png", "r2-stencil-progress.png", "r2-stencil-verdicts.png", *elites]
+    )
     for path in r2:
         assert_png(path)
     r1 = write_report(store, "r1", tmp_path)
     assert (tmp_path / "r1-stencil-progress.png").read_bytes() != (tmp_path / "r2-stencil-progress.png").read_bytes()
-    assert len(r1) == 6
+    assert len(r1) == 6 + sum("r1" in elite_runs(store, problem) for problem in ("dgemm", "stencil"))
 
 
 def test_all_plots_every_run_together(store: ArchiveStore, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""`hpcrl train` end to end: a tiny model built here, a real broker, bencher and archive on loopback,
-real measurements as rewards, checkpoints, and a resume that continues where the run stopped."""
+"""`hpcrl train` end to end: the tiny model (built once per checkout, tests/conftest.py), a real broker,
+bencher and archive on loopback, real measurements as rewards, checkpoints, and a resume that continues
+where the run stopped."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from bus.schema import TrainerStep
 from tests.conftest import BusSite, Processes, log_of, wait_for
 from tests.test_archive_daemon import start_archive, stored
 from tests.test_bencher_daemon import start_bencher
-from trainer.tiny_model import TinyModelConfig, build
 
 TRAIN_SETTINGS = {
     "HPCRL_TRAINER__SIZE": "128",
@@ -28,11 +28,9 @@ TRAIN_SETTINGS = {
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A briefly trained tiny model (about a minute): most of its samples define dgemm, some compile."""
-    out = tmp_path_factory.mktemp("tiny-model")
-    build(TinyModelConfig(out=str(out), steps=300, samples=0, check_samples=False))
-    return out
+def model_dir(tiny_model: Path) -> Path:
+    """The tiny model (tests/conftest.py): 95% of its samples are correct programs."""
+    return tiny_model
 
 
 def train(processes: Processes, model: Path, run_dir: Path, steps: int) -> int:

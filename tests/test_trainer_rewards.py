@@ -202,6 +202,6 @@ def test_presets_and_policies_may_be_given_as_strings_from_toml() -> None:
     ],
 )
 def test_config_errors_name_the_setting_and_the_fix(fields: dict[str, Any], fix: str) -> None:
-    with pytest.raises(ConfigError, match=r"trainer\.reward") as error:
+    with pytest.raises(ConfigError, match=r"^rewards\b") as error:
         RewardConfig(**fields)
     assert fix in str(error.value)

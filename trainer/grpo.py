@@ -58,7 +58,7 @@ class LossAggregation(enum.StrEnum):
 
 @dataclass(frozen=True)
 class GRPOConfig:
-    """`[trainer.grpo]`: the optimisation."""
+    """`[grpo]`: the optimisation."""
 
     group_size: int = 8
     """G: completions sampled per prompt; their rewards are compared with each other."""
@@ -92,25 +92,21 @@ class GRPOConfig:
                 object.__setattr__(self, name, kind(value))
             except ValueError:
                 valid = ", ".join(m.value for m in kind)
-                raise ConfigError(f"trainer.grpo.{name} = {value!r}; valid: {valid}") from None
+                raise ConfigError(f"grpo.{name} = {value!r}; valid: {valid}") from None
         if self.group_size < 2:
-            raise ConfigError(
-                f"trainer.grpo.group_size = {self.group_size}: a group needs >= 2 completions to have a baseline"
-            )
+            raise ConfigError(f"grpo.group_size = {self.group_size}: a group needs >= 2 completions to have a baseline")
         if not 0 <= self.epsilon_low < 1 or self.epsilon_high < 0:
             raise ConfigError(
-                "trainer.grpo needs 0 <= epsilon_low < 1 (the lower clip 1 - epsilon_low must stay positive) "
+                "grpo needs 0 <= epsilon_low < 1 (the lower clip 1 - epsilon_low must stay positive) "
                 "and epsilon_high >= 0"
             )
         if self.beta < 0 or self.mu < 1 or self.max_completion_tokens < 1:
-            raise ConfigError("trainer.grpo needs beta >= 0 (0: no KL), mu >= 1 and max_completion_tokens >= 1")
+            raise ConfigError("grpo needs beta >= 0 (0: no KL), mu >= 1 and max_completion_tokens >= 1")
         if not (self.max_grad_norm > 0 and self.learning_rate > 0 and self.temperature > 0):
-            raise ConfigError("trainer.grpo needs max_grad_norm > 0, learning_rate > 0 and temperature > 0")
+            raise ConfigError("grpo needs max_grad_norm > 0, learning_rate > 0 and temperature > 0")
         numbers = (self.epsilon_low, self.epsilon_high, self.beta, self.max_grad_norm, self.learning_rate)
         if not all(math.isfinite(x) for x in (*numbers, self.temperature)):
-            raise ConfigError(
-                "trainer.grpo: epsilons, beta, max_grad_norm, learning_rate and temperature must be finite"
-            )
+            raise ConfigError("grpo: epsilons, beta, max_grad_norm, learning_rate and temperature must be finite")
 
 
 # ---------------------------------------------------------------- advantages

@@ -213,9 +213,11 @@ class Trainer:
         waiting = {s.candidate_id: s for s in batch.samples if s.code is not None}
         deadline = time.monotonic() + self.config.loop.result_timeout_s
         while waiting and time.monotonic() < deadline and not self.stop.is_set():
+            metrics.PENDING.set(len(waiting))
             for cid, result in self.client.wait_results(list(waiting), timeout_s=0.5).items():
                 waiting.pop(cid).result = result
             self._read_stages()
+        metrics.PENDING.set(0)
         for sample in waiting.values():
             log.warning("event=candidate_lost id=%s (dropped from its group)", sample.candidate_id)
         if batch.stage == 0:
@@ -283,6 +285,13 @@ class Trainer:
             verdicts[str(outcome.verdict)] = verdicts.get(str(outcome.verdict), 0) + 1
         lengths = [len(s.completion.completion_ids) for s in batch.samples]
         step_s = times.generate_s + times.wait_s + times.update_s
+        # What the benchers spent on this batch: fresh results only (a cache hit costs them ~nothing).
+        bencher_busy_s = sum(
+            s.result.compile_s + s.result.run_s for s in batch.samples if s.result and not s.result.cached
+        )
+        bencher_seconds = max(1, self.client.workers_alive) * step_s
+        # Entropy of the sampling distribution per token, estimated by the sampled tokens' -log p.
+        logprobs = [lp for s in batch.samples for lp in s.completion.behaviour_logprobs]
         record = {
             "step": batch.step,
             "policy_version": self.state.policy_version,
@@ -300,6 +309,9 @@ class Trainer:
             "update_s": times.update_s,
             "step_s": step_s,
             "idle_ratio": times.wait_s / step_s if step_s else 0.0,
+            "bencher_idle_ratio": min(1.0, max(0.0, 1 - bencher_busy_s / bencher_seconds)) if step_s else 0.0,
+            "entropy": -statistics.fmean(logprobs) if logprobs else 0.0,
+            "lost": verdicts.get(LOST, 0),
             "staleness": times.staleness,
             **{k: v for k, v in stats.items() if isinstance(v, int | float)},
             **update,
@@ -322,6 +334,9 @@ class Trainer:
             kl=float(update.get("kl", 0.0)),
             step_s=step_s,
             verdicts=verdicts,
+            stage=batch.stage,
+            idle_ratio=record["idle_ratio"],
+            bencher_idle_ratio=record["bencher_idle_ratio"],
         )
         log.info(
             "event=step step=%d stage=%d reward_mean=%.3f gflops_mean=%.3f gflops_max=%.3f verdicts=%s step_s=%.2f",

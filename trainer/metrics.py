@@ -24,6 +24,10 @@ STEP_FIGURES = {
     "update_s": "Seconds of the GRPO update.",
     "step_s": "Seconds of the whole step.",
     "idle_ratio": "Share of the step the trainer spent waiting for the benchers.",
+    "bencher_idle_ratio": "Share of the benchers' time during the step not spent on this run's fresh candidates "
+    "(1 - their compile + run seconds / (live workers x step seconds)).",
+    "entropy": "Per-token entropy of the sampling distribution, estimated by the sampled tokens' mean -log p.",
+    "lost": "Samples of the step whose result did not come back in time (dropped from their groups).",
     "staleness": "Policy versions between the samples' policy and the one being updated.",
     "frac_reward_zero_std": "Share of groups whose rewards all tie (no learning signal).",
 }
@@ -33,6 +37,7 @@ SAMPLES = Counter("hpcrl_trainer_samples_total", "Samples scored, by verdict.", 
 for _verdict in sorted(VERDICTS):
     SAMPLES.labels(_verdict)
 STEP_NUMBER = Gauge("hpcrl_trainer_step", "The step last completed.")
+PENDING = Gauge("hpcrl_trainer_pending_candidates", "Candidates of the current step submitted and not yet back.")
 
 
 def observe(record: dict[str, Any]) -> None:

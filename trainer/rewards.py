@@ -107,7 +107,7 @@ DEFAULT_PENALTIES: Final[Mapping[RewardPreset, Mapping[str, float]]] = {
 
 @dataclass(frozen=True)
 class RewardConfig:
-    """`[trainer.reward]`: how an outcome becomes a reward."""
+    """`[rewards]`: how an outcome becomes a reward."""
 
     preset: RewardPreset = RewardPreset.PAPER
     """What a correct program scores: `paper`, `log_speedup` or `normalized` (see RewardPreset)."""
@@ -135,7 +135,7 @@ class RewardConfig:
         unknown = sorted(set(self.penalties) - set(PENALIZED))
         if unknown:
             raise ConfigError(
-                f"trainer.reward.penalties has unknown verdicts {unknown}; valid: {', '.join(PENALIZED)} "
+                f"rewards.penalties has unknown verdicts {unknown}; valid: {', '.join(PENALIZED)} "
                 "(ok is scored by the preset, infra_error and lost are never charged)"
             )
         numbers = {
@@ -146,24 +146,24 @@ class RewardConfig:
         }
         for name, value in numbers.items():
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise ConfigError(f"trainer.reward.{name} = {value!r} must be a finite number")
+                raise ConfigError(f"rewards.{name} = {value!r} must be a finite number")
         if self.preset is RewardPreset.LOG_SPEEDUP and self.naive_baseline_gflops <= 0:
             raise ConfigError(
-                "trainer.reward.preset = 'log_speedup' needs naive_baseline_gflops > 0: set it to the naive "
+                "rewards.preset = 'log_speedup' needs naive_baseline_gflops > 0: set it to the naive "
                 "program's measured GFLOPS (e.g. `hpcrl bench-file naive.c`)"
             )
         if not 0 < self.min_speedup <= 1:
-            raise ConfigError(f"trainer.reward.min_speedup = {self.min_speedup} must be in (0, 1]")
+            raise ConfigError(f"rewards.min_speedup = {self.min_speedup} must be in (0, 1]")
         if self.preset is RewardPreset.NORMALIZED and self.peak_gflops <= 0:
             raise ConfigError(
-                "trainer.reward.preset = 'normalized' needs peak_gflops > 0: set it to the node's peak "
+                "rewards.preset = 'normalized' needs peak_gflops > 0: set it to the node's peak "
                 "(hpcrl_bencher_peak_gflops)"
             )
         floor = self.ok_floor
         too_high = {v: p for v, p in self.all_penalties.items() if p > floor}
         if too_high:
             raise ConfigError(
-                f"trainer.reward.penalties {too_high} are above the lowest reward of a correct program "
+                f"rewards.penalties {too_high} are above the lowest reward of a correct program "
                 f"({floor:.4g} under '{self.preset}'): lower them to {floor:.4g} or less"
             )
 
@@ -184,7 +184,7 @@ def _coerce_enum(config: object, name: str, kind: type[enum.StrEnum]) -> None:
     try:
         object.__setattr__(config, name, kind(value))
     except ValueError:
-        raise ConfigError(f"trainer.reward.{name} = {value!r}; valid: {', '.join(m.value for m in kind)}") from None
+        raise ConfigError(f"rewards.{name} = {value!r}; valid: {', '.join(m.value for m in kind)}") from None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ name chosen in one place and misspelt later; sampling with top_p = 0.95 cut them
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -362,6 +363,28 @@ def build(config: TinyModelConfig) -> dict[str, Any]:
     (out / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     log.info("event=saved out=%s build_s=%.1f final_loss=%.4f", out, meta["build_s"], loss_value)
     return meta
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The cache (the demo builds the model once per machine).
+
+DEFAULT_CACHE: Final = "~/.cache/hpcrl/tiny-model"
+OUTSIDE_CACHE_KEY: Final = frozenset({"out", "threads", "log_every", "samples", "sample_temperature", "check_samples"})
+"""Settings that do not shape the weights (the thread count changes only rounding)."""
+
+
+def cache_path(cache_root: Path, config: TinyModelConfig) -> Path:
+    """Where the model `config` builds lives under `cache_root`: named by every setting that shapes its
+    weights and by the hash of the corpus it trains on, so a changed corpus template gets a new model."""
+    settings = {key: value for key, value in asdict(config).items() if key not in OUTSIDE_CACHE_KEY}
+    settings["corpus_hash"] = corpus.corpus_hash(corpus.generate_corpus(config.corpus_items, config.seed))
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_root.expanduser() / digest
+
+
+def is_built(path: Path) -> bool:
+    """The build finished: its record is written last, after the weights and the tokenizer."""
+    return (path / META_FILE).is_file()
 
 
 # ---------------------------------------------------------------------------------------------------------

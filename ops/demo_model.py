@@ -1,0 +1,73 @@
+"""The demo's policy: the tiny model from its cache, or built into it once (`hpcrl tiny-model`).
+
+The build runs as a child process into `<key>.partial-<pid>` beside its cache entry and is renamed into
+place only when it finished, so an interrupted or failed build leaves nothing a later run could mistake
+for a model. Its progress comes from the build's log.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Final
+
+from ops.demo_progress import Progress
+from ops.processes import HPCRL
+
+BUILD_TIMEOUT_S: Final = 1800.0
+"""A build that takes longer than this is stopped (it takes about 4.5 minutes on 2 cores)."""
+PROGRESS_LINE: Final = re.compile(r"event=step step=(\d+) loss=([0-9.]+)")
+PRINT_EVERY_STEPS: Final = 200
+"""Without a terminal, a progress line per this many training steps of the build."""
+
+
+def ensure_tiny_model(
+    cache_root: Path, run_dir: Path, threads: int, interrupted: list[bool]
+) -> tuple[Path | None, str]:
+    """The cached tiny model's directory, building it first if needed; (None, why) if that failed."""
+    from trainer.tiny_model import TinyModelConfig, cache_path, is_built
+
+    config = TinyModelConfig(out="")
+    path = cache_path(cache_root, config)
+    if is_built(path):
+        print(f"  model: the tiny model, cached in {path}")
+        return path, "cached"
+    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    log = run_dir / "tiny-model.log"
+    print(f"  model: building the tiny model once (about 4.5 minutes on 2 cores), to be cached in {path}")
+    command = [*HPCRL, "tiny-model", "--out", str(partial), "--threads", str(max(1, threads))]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    progress = Progress(config.steps, "training step", print_every=PRINT_EVERY_STEPS)
+    deadline = time.monotonic() + BUILD_TIMEOUT_S
+    try:
+        while process.poll() is None and not interrupted and time.monotonic() < deadline:
+            time.sleep(1.0)
+            steps = PROGRESS_LINE.findall(log.read_text(errors="replace"))
+            if steps:
+                step, loss = steps[-1]
+                progress.update(int(step), f"loss {float(loss):.3f}")
+    finally:
+        progress.close()
+        if process.poll() is None:
+            process.terminate()
+            process.wait(30)
+    if process.returncode != 0 or not is_built(partial):
+        shutil.rmtree(partial, ignore_errors=True)
+        if interrupted:
+            return None, "interrupted while building the tiny model"
+        if time.monotonic() >= deadline:
+            return None, f"`hpcrl tiny-model` took over {BUILD_TIMEOUT_S:.0f} s and was stopped; see {log}"
+        return None, f"`hpcrl tiny-model` failed (exit status {process.returncode}); see {log}"
+    try:
+        partial.rename(path)
+    except OSError:  # another demo finished the same build first: keep its copy
+        shutil.rmtree(partial, ignore_errors=True)
+    print(f"  model: built and cached in {path}")
+    return path, "built"
