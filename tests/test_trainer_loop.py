@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from bus.client import BusClient
-from bus.schema import TrainerStep
+from bus.schema import Result, Role, StageChange, TrainerStep
 from tests.conftest import BusSite, Processes, log_of, wait_for
 from tests.test_archive_daemon import start_archive, stored
 from tests.test_bencher_daemon import start_bencher
@@ -88,7 +89,55 @@ def test_a_trainer_killed_mid_run_resumes_from_its_last_checkpoint_and_logs_each
     wait_for(lambda: (run_dir / "checkpoints" / "latest").is_file(), 120, "the first checkpoint")
     first.send_signal(signal.SIGKILL)
     first.wait(10)
+    checkpoints = run_dir / "checkpoints"
+    resumed_from = json.loads((checkpoints / (checkpoints / "latest").read_text().strip() / "state.json").read_text())
+    pending = [sample["candidate_id"] for sample in resumed_from["pending"]["samples"] if sample["code"]]
+    assert resumed_from["pending"]["step"] == resumed_from["step"] + 1 and pending
     assert processes.start(*args, env=env).wait(300) == 0
     steps = [r["step"] for r in records(run_dir)]
     assert steps == [1, 2, 3, 4], steps
     assert "event=resumed" in log_of(site, "train")
+    # The resumed run submitted the checkpoint's pending batch as it was: the same candidate ids.
+    wait_for(lambda: stored_ids(site) >= set(pending), 30, "the pending batch's results in the archive")
+
+
+def stored_ids(site: BusSite) -> set[str]:
+    path = site.workdir / "archive.sqlite"
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return {row[0] for row in db.execute("SELECT candidate_id FROM results")}
+
+
+def test_stage_events_change_the_prompts_of_the_next_batches(
+    site: BusSite, processes: Processes, model_dir: Path
+) -> None:
+    """The archive's role played by the test: stage 1 is journaled before the trainer starts (it asks the
+    bus for the current stages), stage 2 is published after its first step."""
+    processes.broker()
+    start_bencher(processes, "b1", result_cache="true")
+    run_dir = site.workdir / "run"
+    env = {**processes.site.env, **TRAIN_SETTINGS, "HPCRL_TRAINER__ARCHIVE_WAIT_S": "0.2"}
+    stage_2 = ["loop_order", "tiling", "transpose"]
+    with BusClient(site.bus_config, site.client_config, name="stand-in-archive", role=Role.ARCHIVE) as archive:
+        archive.publish(StageChange, problem="dgemm", from_stage=0, to_stage=1, techniques=["loop_order"])
+        assert archive.flush(10)
+        trainer = processes.start(
+            "train", "--model", str(model_dir), "--run-dir", str(run_dir), "--steps", "5", env=env
+        )
+        wait_for(lambda: (run_dir / "train.jsonl").exists() and records(run_dir), 300, "the first step")
+        archive.publish(StageChange, problem="dgemm", from_stage=1, to_stage=2, techniques=stage_2)
+        assert archive.flush(10)
+        assert trainer.wait(300) == 0
+    stages = [r["stage"] for r in records(run_dir)]
+    # A batch is generated one step ahead (max_staleness 1), and the event may land after the next one began:
+    # stage 2 reaches the prompts of step 4 at the latest.
+    assert stages[0] == 1 and stages[-2:] == [2, 2] and stages == sorted(stages), stages
+    assert "event=stage problem=dgemm stage=2" in log_of(site, "train")
+    # The candidates carry the stage they were generated for (the archive judges them by it).
+    with BusClient(site.bus_config, site.client_config, name="reader", subscribe=["result."], since=0) as reader:
+        results = wait_for(
+            lambda: [e for e in reader.next_events(0.5) if isinstance(e, Result)] or None, 30, "the journaled results"
+        )
+    by_step: dict[int, set[int]] = {}
+    for result in results:  # type: ignore[attr-defined]
+        by_step.setdefault(int(result.candidate_id.split("-s")[1].split("-")[0]), set()).add(result.stage)
+    assert by_step[1] == {1} and by_step[5] == {2}, by_step

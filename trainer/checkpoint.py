@@ -1,10 +1,11 @@
 """Checkpoints: everything a trainer needs to resume after kill -9 without double-counting a reward.
 
 A checkpoint is a directory `step-<N>/` under `<run_dir>/checkpoints/`: the LoRA adapter, the
-optimizer's state, the step and policy version, the RNG states, the candidates submitted but not yet
-rewarded (with their samples, so their results can still be used), the stage view, and the resolved
-config. It is written to a temporary directory and renamed into place, and `latest` names the newest
-complete one, so a crash while writing leaves the previous checkpoint intact.
+optimizer's and the learning-rate scheduler's state, the step and policy version, the RNG states, the
+pending candidates (the batch generated ahead for the next step, sampled but not yet submitted: a resumed
+run submits exactly these, under the same ids, so results the bus already journaled for them are reused),
+the stage view, and the resolved config. It is written to a temporary directory and renamed into place,
+and `latest` names the newest complete one, so a crash while writing leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ class TrainerState:
     step: int = 0
     """Updates done (the next step to run is `step + 1`)."""
     policy_version: int = 0
-    pending: list[dict[str, Any]] = field(default_factory=list)
-    """Submitted candidates whose rewards are not in an update yet (JSON-able sample records)."""
+    pending: dict[str, Any] | None = None
+    """The batch generated ahead for step + 1, not yet submitted (trainer.loop.Batch.to_json), or None.
+    Checkpoints are taken between steps, so no submitted candidate is ever waiting for its reward."""
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     """problem -> {"stage": int, "techniques": [...]}: the stage view the prompts use."""
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -38,7 +40,12 @@ class TrainerState:
 
 
 def save(
-    run_dir: Path, state: TrainerState, model: Any, optimizer: torch.optim.Optimizer, config: dict[str, Any]
+    run_dir: Path,
+    state: TrainerState,
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    config: dict[str, Any],
 ) -> Path:
     root = run_dir / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
@@ -48,7 +55,12 @@ def save(
     partial.mkdir()
     save_adapter(model, partial / "adapter")
     torch.save(
-        {"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(), "python_rng": random.getstate()},
+        {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "python_rng": random.getstate(),
+        },
         partial / "optimizer.pt",
     )
     state_json = {
@@ -81,8 +93,11 @@ def load_state(checkpoint: Path) -> TrainerState:
     return TrainerState(data["step"], data["policy_version"], data["pending"], data["stages"], data["history"])
 
 
-def load_optimizer(checkpoint: Path, optimizer: torch.optim.Optimizer) -> None:
+def load_optimizer(
+    checkpoint: Path, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler
+) -> None:
     saved = torch.load(checkpoint / "optimizer.pt", weights_only=False)
     optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
     torch.set_rng_state(saved["torch_rng"])
     random.setstate(saved["python_rng"])

@@ -81,6 +81,8 @@ class GRPOConfig:
     """Gradients are clipped to this global L2 norm before each optimizer step."""
     learning_rate: float = 1e-5
     """AdamW learning rate of the adapter's weights (`optimizer_for`)."""
+    warmup_steps: int = 0
+    """Steps over which the learning rate rises linearly to learning_rate (`scheduler_for`); 0: none."""
     temperature: float = 1.0
     """The sampling temperature: log-probs are taken at the same temperature, so ratios compare the
     distribution that sampled with the one being trained."""
@@ -100,6 +102,8 @@ class GRPOConfig:
                 "grpo needs 0 <= epsilon_low < 1 (the lower clip 1 - epsilon_low must stay positive) "
                 "and epsilon_high >= 0"
             )
+        if self.warmup_steps < 0:
+            raise ConfigError(f"grpo.warmup_steps = {self.warmup_steps} must be >= 0 (0: no warm-up)")
         if self.beta < 0 or self.mu < 1 or self.max_completion_tokens < 1:
             raise ConfigError("grpo needs beta >= 0 (0: no KL), mu >= 1 and max_completion_tokens >= 1")
         if not (self.max_grad_norm > 0 and self.learning_rate > 0 and self.temperature > 0):
@@ -379,6 +383,13 @@ def collate(
 def optimizer_for(model: torch.nn.Module, config: GRPOConfig) -> torch.optim.AdamW:
     """AdamW over the trainable parameters only (the LoRA adapter's)."""
     return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
+
+
+def scheduler_for(optimizer: torch.optim.Optimizer, config: GRPOConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    """The learning-rate schedule, stepped once per GRPO step: a linear warm-up over warmup_steps, then
+    constant (online RL has no known end to decay towards)."""
+    warmup = config.warmup_steps
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0)
 
 
 UPDATE_METRICS: Final[dict[str, str]] = {

@@ -34,7 +34,7 @@ from bus.schema import Archived, Result, Role, StageChange, TrainerStep, Verdict
 from trainer import checkpoint, metrics
 from trainer.config import TrainerConfig
 from trainer.generation import Backend, Completion, HFBackend, VLLMBackend, extract_code, render_prompt
-from trainer.grpo import advantages, collate, optimizer_for, update_step
+from trainer.grpo import advantages, collate, optimizer_for, scheduler_for, update_step
 from trainer.policy import load_policy
 from trainer.prompts import build_prompt, load_problem_text
 from trainer.rewards import LOST, NO_CODE, Outcome, group_rewards
@@ -59,12 +59,45 @@ class Batch:
     generate_s: float
     submitted: bool = False
 
+    def to_json(self) -> dict[str, Any]:
+        """The sampled batch (before submission) as a checkpoint keeps it."""
+        return {
+            "step": self.step,
+            "stage": self.stage,
+            "generate_s": self.generate_s,
+            "samples": [
+                {"candidate_id": s.candidate_id, "code": s.code, "completion": _json_of(s.completion)}
+                for s in self.samples
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Batch:
+        samples = []
+        for sample in data["samples"]:
+            c = sample["completion"]
+            completion = Completion(
+                group=int(c["group"]),
+                text=str(c["text"]),
+                prompt_ids=tuple(c["prompt_ids"]),
+                completion_ids=tuple(c["completion_ids"]),
+                behaviour_logprobs=tuple(c["behaviour_logprobs"]),
+                policy_version=int(c["policy_version"]),
+            )
+            samples.append(Sample(completion, sample["candidate_id"], sample["code"]))
+        return cls(data["step"], data["stage"], samples, data["generate_s"])
+
     def groups(self) -> list[list[Sample]]:
         """The samples of each prompt (GRPO group), in prompt order: the rows of rewards and advantages."""
         by_group: dict[int, list[Sample]] = {}
         for sample in self.samples:
             by_group.setdefault(sample.completion.group, []).append(sample)
         return [by_group[group] for group in sorted(by_group)]
+
+
+def _json_of(completion: Completion) -> dict[str, Any]:
+    """A completion as JSON holds it (tuples as lists), so a saved batch equals its reloaded record."""
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(completion).items()}
 
 
 @dataclass
@@ -97,10 +130,11 @@ class Trainer:
         torch.manual_seed(config.loop.seed)
         self.model, self.tokenizer = load_policy(config.policy, resume / "adapter" if resume else None)
         self.optimizer = optimizer_for(self.model, config.grpo)
+        self.scheduler = scheduler_for(self.optimizer, config.grpo)
         self.state = checkpoint.TrainerState()
         if resume:
             self.state = checkpoint.load_state(resume)
-            checkpoint.load_optimizer(resume, self.optimizer)
+            checkpoint.load_optimizer(resume, self.optimizer, self.scheduler)
             log.info("event=resumed checkpoint=%s step=%d", resume, self.state.step)
         self.backend: Backend = (
             HFBackend(self.model, self.tokenizer)
@@ -125,10 +159,11 @@ class Trainer:
 
     def run(self) -> int:
         self._read_stages(initial=True)
-        ahead: Batch | None = None
+        # A resumed run submits the batch its checkpoint generated ahead: the same samples, the same ids.
+        ahead = Batch.from_json(self.state.pending) if self.state.pending else None
         while self.state.step < self.config.loop.steps and not self.stop.is_set():
             ahead = self.step(ahead)
-        self._checkpoint()
+        self._checkpoint(ahead)
         self.client.close()
         self.log_file.close()
         return 0
@@ -156,6 +191,7 @@ class Trainer:
         advantage_rows, stats = advantages(rewards, self.config.grpo.scale_rewards)
         times.staleness = self.state.policy_version - min(s.completion.policy_version for s in batch.samples)
         update = self._update(batch, advantage_rows)
+        self.scheduler.step()
         times.update_s = time.monotonic() - started
         self.state.step = number
         self.state.policy_version += 1 if update else 0
@@ -163,7 +199,7 @@ class Trainer:
         # 7. Log, publish, checkpoint.
         self._log(batch, outcomes, rewards, asdict(stats), update, times)
         if number % self.config.loop.checkpoint_every == 0:
-            self._checkpoint()
+            self._checkpoint(next_batch)
         return next_batch
 
     # ------------------------------------------------------------ phases
@@ -313,6 +349,7 @@ class Trainer:
             "entropy": -statistics.fmean(logprobs) if logprobs else 0.0,
             "lost": verdicts.get(LOST, 0),
             "staleness": times.staleness,
+            "lr": self.optimizer.param_groups[0]["lr"],
             **{k: v for k, v in stats.items() if isinstance(v, int | float)},
             **update,
         }
@@ -349,6 +386,9 @@ class Trainer:
             step_s,
         )
 
-    def _checkpoint(self) -> None:
-        path = checkpoint.save(self.run_dir, self.state, self.model, self.optimizer, self.config.resolved())
+    def _checkpoint(self, ahead: Batch | None) -> None:
+        self.state.pending = ahead.to_json() if ahead else None
+        path = checkpoint.save(
+            self.run_dir, self.state, self.model, self.optimizer, self.scheduler, self.config.resolved()
+        )
         log.info("event=checkpoint path=%s step=%d", path, self.state.step)

@@ -29,6 +29,7 @@ STEP_FIGURES = {
     "entropy": "Per-token entropy of the sampling distribution, estimated by the sampled tokens' mean -log p.",
     "lost": "Samples of the step whose result did not come back in time (dropped from their groups).",
     "staleness": "Policy versions between the samples' policy and the one being updated.",
+    "lr": "Learning rate for the next update (grpo.learning_rate once warm-up is over).",
     "frac_reward_zero_std": "Share of groups whose rewards all tie (no learning signal).",
 }
 GAUGES = {name: Gauge(f"hpcrl_trainer_{name}", text) for name, text in STEP_FIGURES.items()}
