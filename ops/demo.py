@@ -35,7 +35,7 @@ from typing import Any, Final
 
 from bus.config import BusConfig
 from ops.cli import OPTIONAL_PACKAGES
-from ops.demo_model import ensure_tiny_model
+from ops.demo_model import MODEL_CACHE, ensure_tiny_model
 from ops.demo_progress import follow_training
 from ops.demo_results import compare_with_openblas, read_archive, read_training
 from ops.processes import EXTRAS_FIX, Children
@@ -140,7 +140,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--benchers", type=int, default=0, help="benchers to start (default: one per spare CPU)")
     parser.add_argument("--model", help="a local Hugging Face model directory to train instead of the tiny model")
     parser.add_argument(
-        "--model-cache", default="~/.cache/hpcrl/tiny-model", help="where the tiny model is built and kept"
+        "--model-cache", default=MODEL_CACHE, help=f"where the tiny model is built and kept (default {MODEL_CACHE})"
     )
     args = parser.parse_args(argv)
     if args.steps < 2 * WINDOW:

@@ -11,13 +11,16 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import Final
+from typing import Final, TextIO
 
 from ops.demo_progress import Progress
 from ops.processes import HPCRL
 
+MODEL_CACHE: Final = "~/.cache/hpcrl/tiny-model"
+"""Where `hpcrl demo` and `hpcrl perf trainer` keep the tiny model: one directory per build key."""
 BUILD_TIMEOUT_S: Final = 1800.0
 """A build that takes longer than this is stopped (it takes about 4.5 minutes on 2 cores)."""
 PROGRESS_LINE: Final = re.compile(r"event=step step=(\d+) loss=([0-9.]+)")
@@ -26,25 +29,26 @@ PRINT_EVERY_STEPS: Final = 200
 
 
 def ensure_tiny_model(
-    cache_root: Path, run_dir: Path, threads: int, interrupted: list[bool]
+    cache_root: Path, run_dir: Path, threads: int, interrupted: list[bool], stream: TextIO = sys.stdout
 ) -> tuple[Path | None, str]:
-    """The cached tiny model's directory, building it first if needed; (None, why) if that failed."""
+    """The cached tiny model's directory, building it first if needed (progress on `stream`); (None, why)
+    if that failed."""
     from trainer.tiny_model import TinyModelConfig, cache_path, is_built
 
     config = TinyModelConfig(out="")
     path = cache_path(cache_root, config)
     if is_built(path):
-        print(f"  model: the tiny model, cached in {path}")
+        print(f"  model: the tiny model, cached in {path}", file=stream)
         return path, "cached"
     partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     partial.parent.mkdir(parents=True, exist_ok=True)
     log = run_dir / "tiny-model.log"
-    print(f"  model: building the tiny model once (about 4.5 minutes on 2 cores), to be cached in {path}")
+    print(f"  model: building the tiny model once (about 4.5 minutes on 2 cores), to be cached in {path}", file=stream)
     command = [*HPCRL, "tiny-model", "--out", str(partial), "--threads", str(max(1, threads))]
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    progress = Progress(config.steps, "training step", print_every=PRINT_EVERY_STEPS)
+    progress = Progress(config.steps, "training step", print_every=PRINT_EVERY_STEPS, stream=stream)
     deadline = time.monotonic() + BUILD_TIMEOUT_S
     try:
         while process.poll() is None and not interrupted and time.monotonic() < deadline:
@@ -69,5 +73,5 @@ def ensure_tiny_model(
         partial.rename(path)
     except OSError:  # another demo finished the same build first: keep its copy
         shutil.rmtree(partial, ignore_errors=True)
-    print(f"  model: built and cached in {path}")
+    print(f"  model: built and cached in {path}", file=stream)
     return path, "built"

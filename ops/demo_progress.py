@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 from bus.client import BusClient
 from bus.config import BusConfig
@@ -27,14 +27,14 @@ class Progress:
     """`done` of `total` units with a line of text: a tqdm bar on a terminal, else a printed line per
     update (at most one per `print_every` units, and the last)."""
 
-    def __init__(self, total: int, unit: str, print_every: int = 1) -> None:
-        self.total, self.unit, self.print_every = total, unit, print_every
+    def __init__(self, total: int, unit: str, print_every: int = 1, stream: TextIO = sys.stdout) -> None:
+        self.total, self.unit, self.print_every, self.stream = total, unit, print_every, stream
         self.printed = 0
         self.bar: Any = None
-        if sys.stdout.isatty():
+        if stream.isatty():
             from tqdm import tqdm  # type: ignore[import-untyped]
 
-            self.bar = tqdm(total=total, unit=unit, file=sys.stdout, dynamic_ncols=True, leave=True)
+            self.bar = tqdm(total=total, unit=unit, file=stream, dynamic_ncols=True, leave=True)
 
     def update(self, done: int, text: str) -> None:
         if self.bar is not None:
@@ -43,14 +43,14 @@ class Progress:
             self.bar.refresh()
         elif done - self.printed >= self.print_every or done == self.total:
             self.printed = done
-            print(f"    {self.unit} {done:>4}/{self.total}  {text}", flush=True)
+            print(f"    {self.unit} {done:>4}/{self.total}  {text}", file=self.stream, flush=True)
 
     def note(self, text: str) -> None:
         """A line of its own, above the bar."""
         if self.bar is not None:
-            self.bar.write(text)
+            self.bar.write(text, file=self.stream)
         else:
-            print(text, flush=True)
+            print(text, file=self.stream, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -1,7 +1,9 @@
 """`hpcrl perf trainer`: the trainer's step time split, with and without pipelining, on the demo problem.
 
-A real `hpcrl bus` and `hpcrl bencher` on loopback and the tiny model (`--model DIR`, or one built
-here in about a minute); the trainer runs in this process, first synchronously (max_staleness 0: the
+A real `hpcrl bus` and `hpcrl bencher` on loopback and the tiny model (`--model DIR`, else the demo's
+cached one, built first if missing; `--quick` builds a toy one); laid out as the demo lays them out (this
+process pinned to the first CPU, one single-threaded bencher on the next). The trainer runs in this
+process, first synchronously (max_staleness 0: the
 wait is the benchers' time for a step), then pipelined (max_staleness 1: the next step is generated
 during the wait). Target (issue 5): the pipelined step is within 15% of
 max(generate + update, benchmark), the part no schedule can hide.
@@ -15,7 +17,7 @@ import datetime
 import json
 import os
 import statistics
-import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -24,10 +26,15 @@ from typing import Any, Final
 
 from bus.config import BusConfig, ClientConfig, load_config
 from bus.daemon import setup_logging
+from ops.demo import CpuPlan
+from ops.demo_model import MODEL_CACHE, ensure_tiny_model
 from ops.perf import PerfReport
 from ops.perf_bus import git_commit, machine_info
-from ops.perf_bus_sites import HPCRL, free_port
+from ops.perf_bus_sites import free_port
+from ops.processes import Children
 
+SIZE: Final = 128
+STOP_TIMEOUT_S: Final = 15.0
 TARGET_PIPELINE_RATIO: Final = 1.15
 """Pipelined step time over max(generate + update, benchmark) (issue #5)."""
 
@@ -73,6 +80,7 @@ def _summary(run_dir: Path) -> dict[str, float]:
         "tokens_per_s": mean("tokens_per_s"),
         "update_samples_per_s": round(samples / update_s, 1) if update_s else 0.0,
         "idle_ratio": mean("idle_ratio"),
+        "bencher_idle_ratio": mean("bencher_idle_ratio"),
     }
 
 
@@ -80,19 +88,28 @@ def run(model: Path | None, steps: int, quick: bool) -> Report:
     from trainer.loop import Trainer
     from trainer.tiny_model import TinyModelConfig, build
 
+    # The demo's layout: the trainer on the first CPU, one single-threaded bencher on the next.
+    plan = CpuPlan.of(sorted(os.sched_getaffinity(0)), max_benchers=1)
     report = Report(
         date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         commit=git_commit(),
         quick=quick,
         machine=machine_info(),
-        settings={"steps": steps, "size": 128, "prompts_per_step": 2, "group_size": 4},
-    )
+        settings={
+            "steps": steps, "size": SIZE, "prompts_per_step": 2, "group_size": 4,
+            "trainer_cpus": list(plan.trainer), "bencher_cpus": list(plan.benchers),
+        },
+    )  # fmt: skip
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hpcrl-perf-trainer-") as tmp:
         work = Path(tmp)
-        if model is None:
+        if model is None and quick:
             model = work / "tiny-model"
-            build(TinyModelConfig(out=str(model), steps=40 if quick else 300, samples=0, check_samples=False))
+            build(TinyModelConfig(out=str(model), steps=40, samples=0, check_samples=False))
+        elif model is None:
+            model, why = ensure_tiny_model(Path(MODEL_CACHE).expanduser(), work, len(plan.trainer), [], sys.stderr)
+            if model is None:
+                raise RuntimeError(why)
         ports = free_port(), free_port()
         bus = BusConfig(request_endpoint=f"tcp://127.0.0.1:{ports[0]}", event_endpoint=f"tcp://127.0.0.1:{ports[1]}")
         env = {
@@ -103,31 +120,25 @@ def run(model: Path | None, steps: int, quick: bool) -> Report:
             # Every sample measured: the two modes must not differ by cache hits on repeated programs.
             "HPCRL_BENCHER__RESULT_CACHE": "false",
         }
-        bus_log = (work / "bus.log").open("wb")
-        broker = subprocess.Popen(
-            [*HPCRL, "bus", "--journal", str(work / "j.sqlite")], env=env, stdout=bus_log, stderr=bus_log
-        )
+        children = Children(work, env)
+        affinity = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, set(plan.trainer))
         try:
+            children.start("bus", "bus", "--journal", str(work / "j.sqlite"))
             hpcrl = dataclasses.replace(load_config(None, env={}), bus=bus, client=ClientConfig())
             for staleness, name in ((0, "synchronous"), (1, "pipelined")):
                 # A fresh bencher and cache per mode: the second mode must not find the first's builds.
-                bencher_env = {**env, "HPCRL_BENCHER__CACHE_DIR": str(work / f"bencher-cache-{name}")}
-                with (work / f"bencher-{name}.log").open("wb") as bencher_log:
-                    bencher = subprocess.Popen(
-                        [*HPCRL, "bencher", "--name", f"perf-{name}"], env=bencher_env, stdout=bencher_log,
-                        stderr=bencher_log,
-                    )  # fmt: skip
-                    try:
-                        run_dir = work / name
-                        Trainer(hpcrl, _trainer_config(model, run_dir, steps, staleness, 128)).run()
-                        setattr(report, name, _summary(run_dir))
-                    finally:
-                        bencher.terminate()
-                        bencher.wait(15)
+                children.env["HPCRL_BENCHER__CACHE_DIR"] = str(work / f"bencher-cache-{name}")
+                children.start(f"bencher-{name}", "bencher", "--name", f"perf-{name}", cpus=plan.benchers)
+                try:
+                    run_dir = work / name
+                    Trainer(hpcrl, _trainer_config(model, run_dir, steps, staleness, SIZE)).run()
+                    setattr(report, name, _summary(run_dir))
+                finally:
+                    children.stop([f"bencher-{name}"], STOP_TIMEOUT_S)
         finally:
-            broker.terminate()
-            broker.wait(15)
-            bus_log.close()
+            os.sched_setaffinity(0, affinity)
+            children.stop_all(STOP_TIMEOUT_S)
     sync, piped = report.synchronous, report.pipelined
     unavoidable = max(sync["generate_s"] + sync["update_s"], sync["wait_s"])
     ratio = piped["step_s"] / unavoidable if unavoidable else 0.0
@@ -147,7 +158,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="hpcrl perf trainer", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     parser.add_argument("--quick", action="store_true", help="a tiny run, for smoke tests")
-    parser.add_argument("--model", type=Path, help="tiny model directory (default: build one here)")
+    parser.add_argument("--model", type=Path, help="model directory (default: the demo's cached tiny model)")
     parser.add_argument("--steps", type=int, help="steps per mode (default 8; quick 3)")
     parser.add_argument("--log-level", default="WARNING", help="stderr log level")
     args = parser.parse_args(argv)

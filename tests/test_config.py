@@ -3,6 +3,7 @@ every mistake a ConfigError that names the setting and the fix, before any socke
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import subprocess
 from dataclasses import dataclass
@@ -10,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bus.config import BrokerConfig, BusConfig, ClientConfig, ConfigError, load_config, section
+from archive.config import ArchiveConfig
+from bencher.config import BencherConfig
+from bus.config import BrokerConfig, BusConfig, ClientConfig, ConfigError, load_config, read_toml, section
 from tests.conftest import HPCRL, REPO
+from trainer.config import load_trainer_config
 
 GOOD_TOML = """
 [bus]
@@ -187,3 +191,20 @@ def test_enum_settings_accept_their_values_and_name_the_choices() -> None:
     assert section(Paint, {}, "paint", env={"HPCRL_PAINT__COLOUR": "blue"}).colour is Colour.BLUE
     with pytest.raises(ConfigError, match=r"paint\.colour = 'green' is not one of 'red', 'blue'"):
         section(Paint, {"paint": {"colour": "green"}}, "paint", env={})
+
+
+def test_the_readme_configuration_example_is_valid_for_every_process(tmp_path: Path) -> None:
+    """The README's TOML example stays in step with the settings: every table is read by its process's loader."""
+    text = (REPO / "README.md").read_text()
+    example = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "hpcrl.toml"
+    path.write_text(example)
+    data = read_toml(path)
+    assert {"bus", "broker", "client", "archive", "bencher", "trainer", "policy", "grpo", "rewards"} <= set(data)
+    for name, cls in (("bus", BusConfig), ("broker", BrokerConfig), ("client", ClientConfig)):
+        unknown = set(data[name]) - {f.name for f in dataclasses.fields(cls)}
+        assert not unknown, f"[{name}] in the README names no setting: {unknown}"
+    section(ArchiveConfig, data, "archive", env={})
+    section(BencherConfig, data, "bencher", env={})
+    trainer = load_trainer_config(str(path), env={})
+    assert trainer.loop.backend == "vllm" and trainer.grpo.group_size == 8

@@ -313,7 +313,6 @@ class Trainer:
         times: StepTimes,
     ) -> None:
         scored = [(o, r) for o, r in zip(outcomes, [r for row in rewards for r in row], strict=True) if r is not None]
-        flat = [r for _, r in scored]
         # The policy's quality: GFLOPS of every scored sample, a failure counting as 0.
         gflops = [o.gflops_median if o.verdict == Verdict.OK else 0.0 for o, _ in scored]
         verdicts: dict[str, int] = {}
@@ -332,9 +331,6 @@ class Trainer:
             "step": batch.step,
             "policy_version": self.state.policy_version,
             "stage": batch.stage,
-            "reward_mean": statistics.fmean(flat) if flat else 0.0,
-            "reward_std": statistics.pstdev(flat) if len(flat) > 1 else 0.0,
-            "reward_max": max(flat, default=0.0),
             "gflops_mean": statistics.fmean(gflops) if gflops else 0.0,
             "gflops_max": max(gflops, default=0.0),
             "verdicts": verdicts,

@@ -368,7 +368,6 @@ def build(config: TinyModelConfig) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------
 # The cache (the demo builds the model once per machine).
 
-DEFAULT_CACHE: Final = "~/.cache/hpcrl/tiny-model"
 OUTSIDE_CACHE_KEY: Final = frozenset({"out", "threads", "log_every", "samples", "sample_temperature", "check_samples"})
 """Settings that do not shape the weights (the thread count changes only rounding)."""
 
