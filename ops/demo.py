@@ -27,6 +27,7 @@ import importlib.util
 import json
 import os
 import signal
+import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ WINDOW: Final = 5
 BENCHER_DRAIN_TIMEOUT_S: Final = 5.0
 STOP_TIMEOUT_S: Final = 30.0
 """How long a process may take to exit after SIGTERM (the trainer writes its last checkpoint) before a kill."""
+MAX_SOCKET_PATH: Final = 107
 COMPARISON_ROUNDS: Final = 3
 """Alternating measurements of the best elite and OpenBLAS at the end (medians are reported)."""
 
@@ -80,23 +82,39 @@ class CpuPlan:
         return bool(set(self.trainer) & set(self.benchers))
 
 
-def config_text(run_dir: Path, model_dir: Path, steps: int, size: int, seed: int, group_size: int) -> str:
+def bus_endpoints(run_dir: Path) -> BusConfig:
+    """Unix sockets in the run directory; loopback TCP on free ports when its path is too long for one
+    (a socket path holds at most 107 bytes)."""
+    if len(str(run_dir / "request.sock").encode()) <= MAX_SOCKET_PATH:
+        return BusConfig(request_endpoint=f"ipc://{run_dir}/request.sock", event_endpoint=f"ipc://{run_dir}/event.sock")
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    return BusConfig(request_endpoint=f"tcp://127.0.0.1:{ports[0]}", event_endpoint=f"tcp://127.0.0.1:{ports[1]}")
+
+
+def config_text(
+    run_dir: Path, model_dir: Path, steps: int, size: int, seed: int, group_size: int, bus: BusConfig
+) -> str:
     """The demo's `hpcrl.toml`: every process reads it, and a user can re-run any piece with it."""
+    text = json.dumps  # a JSON string is a TOML basic string: paths with quotes or backslashes stay intact
     return f"""\
 # Written by `hpcrl demo`: the configuration of every process of this run.
 
 [bus]
-request_endpoint = "ipc://{run_dir}/request.sock"
-event_endpoint = "ipc://{run_dir}/event.sock"
+request_endpoint = {text(bus.request_endpoint)}
+event_endpoint = {text(bus.event_endpoint)}
 
 [bencher]
-cache_dir = "{run_dir}/bencher-cache"
+cache_dir = {text(f"{run_dir}/bencher-cache")}
 calibration_size = {size}
 calibration_interval_s = 3600.0     # once at start: the demo is shorter
 drain_timeout_s = {BENCHER_DRAIN_TIMEOUT_S}
 
 [archive]
-db_path = "{run_dir}/archive.sqlite"
+db_path = {text(f"{run_dir}/archive.sqlite")}
 problems = ["{PROBLEM}"]
 # The default stage ladder, with plateaus short enough for a few minutes: a stage ends when its best
 # improved by less than 5% over the last 64 results (8 steps), or after 200 results.
@@ -107,7 +125,7 @@ max_results = 200
 
 [trainer]
 run = "{RUN}"
-run_dir = "{run_dir}/trainer"
+run_dir = {text(f"{run_dir}/trainer")}
 problem = "{PROBLEM}"
 size = {size}
 steps = {steps}
@@ -118,7 +136,7 @@ seed = {seed}
 result_timeout_s = 120.0
 
 [policy]
-model_dir = "{model_dir}"
+model_dir = {text(str(model_dir))}
 
 [grpo]
 group_size = {group_size}
@@ -177,15 +195,16 @@ def main(argv: list[str]) -> int:
         (Path(args.model).resolve(), "given")
         if args.model
         else ensure_tiny_model(
-            Path(args.model_cache).expanduser(), run_dir, len(plan.trainer + plan.benchers), interrupted
+            Path(args.model_cache).expanduser(), run_dir, len(set(plan.trainer + plan.benchers)), interrupted
         )
     )
-    summary["model"] = {"dir": str(model_dir), "source": model_note}
+    summary["model"] = {"dir": str(model_dir or ""), "source": model_note}
     if model_dir is None or interrupted:
         summary["error"] = model_note if model_dir is None else "interrupted"
         return _finish(run_dir, summary, {}, started)
     config = run_dir / "hpcrl.toml"
-    config.write_text(config_text(run_dir, model_dir, args.steps, args.size, args.seed, args.group_size))
+    bus = bus_endpoints(run_dir)
+    config.write_text(config_text(run_dir, model_dir, args.steps, args.size, args.seed, args.group_size, bus))
     # The file decides: HPCRL_* variables left in the shell by other runs must not change the demo.
     children = Children(run_dir, {k: v for k, v in os.environ.items() if not k.startswith("HPCRL_")})
 
@@ -195,7 +214,6 @@ def main(argv: list[str]) -> int:
         children.start("archive", "archive", "--config", str(config))
         for cpu in plan.benchers:
             children.start(f"bencher-{cpu}", "bencher", "--config", str(config), "--name", f"bencher-{cpu}", cpus=[cpu])
-        bus = BusConfig(request_endpoint=f"ipc://{run_dir}/request.sock", event_endpoint=f"ipc://{run_dir}/event.sock")
         summary.update(
             follow_training(
                 bus, children, config, plan.trainer, len(plan.benchers), RUN, PROBLEM, args.steps, interrupted
@@ -209,9 +227,12 @@ def main(argv: list[str]) -> int:
     summary.update(read_training(run_dir / "trainer", WINDOW, run_dir))
     summary.update(read_archive(run_dir / "archive.sqlite", RUN, PROBLEM, run_dir))
     if summary.get("best_source") and not interrupted:
-        summary.update(
-            compare_with_openblas(config, summary["best_source"], args.size, plan.benchers[0], COMPARISON_ROUNDS)
-        )
+        try:
+            summary.update(
+                compare_with_openblas(config, summary["best_source"], args.size, plan.benchers[0], COMPARISON_ROUNDS)
+            )
+        except Exception as error:  # the run's summary must be written whatever the comparison hit
+            summary["comparison_error"] = f"{type(error).__name__}: {error}"
     return _finish(run_dir, summary, codes, started)
 
 
@@ -266,6 +287,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
             f"{summary['best_remeasured_gflops']:.2f} vs OpenBLAS {summary['openblas_gflops']:.2f} GFLOPS "
             f"= {summary['best_vs_openblas']:.2f} of OpenBLAS"
         )
+    elif summary.get("comparison_error"):
+        print(f"  best elite vs OpenBLAS: not measured: {summary['comparison_error']}")
     if summary.get("trainer_idle_ratio_mean") is not None:
         print(
             f"  idle: trainer {summary['trainer_idle_ratio_mean']:.0%} of its step time waiting for results, "

@@ -36,7 +36,8 @@ def test_the_measured_peak_is_plausible_and_scales_with_threads() -> None:
     one = measure_peak_gflops(1, AFFINITY[:1])
     # Any x86-64 core with AVX2 does at least 4 FLOP/cycle at 1 GHz; none does 64 FLOP/cycle at 6 GHz.
     assert 4 < one < 400
-    assert measure_peak_gflops(2, AFFINITY) > 1.4 * one
+    # Best of three: a burst of other work on the second core must not fail the scaling check.
+    assert max(measure_peak_gflops(2, AFFINITY) for _ in range(3)) > 1.4 * one
 
 
 def test_a_declared_peak_and_node_class_are_used_as_given(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 from archive.config import ArchiveConfig
 from bencher.config import BencherConfig
 from bus.config import load_config, read_toml, section
-from ops.demo import LEARNING_TARGET, STEPS, CpuPlan, config_text
+from ops.demo import LEARNING_TARGET, STEPS, CpuPlan, bus_endpoints, config_text
 from tests.conftest import HPCRL, REPO, TEST_MODEL_CACHE
 from trainer.config import load_trainer_config
 from trainer.report import learning
@@ -175,18 +175,29 @@ def test_cpu_plan_gives_the_trainer_one_cpu_and_each_other_cpu_a_bencher() -> No
 
 def test_the_demo_config_file_is_read_by_every_process_as_written(tmp_path: Path) -> None:
     path = tmp_path / "hpcrl.toml"
-    path.write_text(config_text(tmp_path, tmp_path / "model", steps=33, size=128, seed=7, group_size=6))
+    run_dir = tmp_path / 'quoted "dir"'
+    endpoints = bus_endpoints(run_dir)
+    path.write_text(config_text(run_dir, tmp_path / "model", steps=33, size=128, seed=7, group_size=6, bus=endpoints))
     bus = load_config(str(path), env={})
-    assert bus.bus.request_endpoint == f"ipc://{tmp_path}/request.sock"
+    assert bus.bus.request_endpoint == f"ipc://{run_dir}/request.sock" == endpoints.request_endpoint
     data = read_toml(path)
     bencher = section(BencherConfig, data, "bencher", env={})
-    assert bencher.cache_dir == f"{tmp_path}/bencher-cache" and bencher.calibration_size == 128
+    assert bencher.cache_dir == f"{run_dir}/bencher-cache" and bencher.calibration_size == 128
     archive = section(ArchiveConfig, data, "archive", env={})
-    assert archive.db == tmp_path / "archive.sqlite" and len(archive.ladder()) >= 2
+    assert archive.db == run_dir / "archive.sqlite" and len(archive.ladder()) >= 2
     trainer = load_trainer_config(str(path), env={})
     assert (trainer.loop.steps, trainer.loop.size, trainer.loop.seed) == (33, 128, 7)
     assert trainer.grpo.group_size == 6 and trainer.policy.model_dir == str(tmp_path / "model")
-    assert trainer.loop.run_dir == f"{tmp_path}/trainer"
+    assert trainer.loop.run_dir == f"{run_dir}/trainer"
+
+
+def test_a_run_directory_too_long_for_a_unix_socket_gets_loopback_tcp(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 120)
+    endpoints = bus_endpoints(deep)
+    assert endpoints.request_endpoint.startswith("tcp://127.0.0.1:") and endpoints.event_endpoint.startswith(
+        "tcp://127.0.0.1:"
+    )
+    assert endpoints.request_endpoint != endpoints.event_endpoint
 
 
 def test_learning_figures_are_the_means_of_the_first_and_last_steps() -> None:
