@@ -3,6 +3,7 @@ and following the training run on the bus until the trainer has made its steps."
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -34,9 +35,13 @@ class Progress:
         if stream.isatty():
             from tqdm import tqdm  # type: ignore[import-untyped]
 
-            self.bar = tqdm(total=total, unit=unit, file=stream, dynamic_ncols=True, leave=True)
+            # A terminal that reports no width (a pty under `script`, some CI runners) gets 100 columns.
+            width = shutil.get_terminal_size((100, 24)).columns or 100
+            self.bar = tqdm(total=total, unit=unit, file=stream, ncols=width, leave=True)
 
     def update(self, done: int, text: str) -> None:
+        if self.bar is not None and self.bar.disable:
+            self.bar = None  # tqdm turns itself off when a write fails: fall back to lines
         if self.bar is not None:
             self.bar.n = done
             self.bar.set_postfix_str(text, refresh=False)
@@ -47,7 +52,7 @@ class Progress:
 
     def note(self, text: str) -> None:
         """A line of its own, above the bar."""
-        if self.bar is not None:
+        if self.bar is not None and not self.bar.disable:
             self.bar.write(text, file=self.stream)
         else:
             print(text, file=self.stream, flush=True)
