@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -18,7 +19,7 @@ from bus.cli import add_config_arguments, load_or_exit
 from bus.config import ConfigError, HpcrlConfig, read_toml, section
 from bus.daemon import setup_logging
 
-ARCHIVE_COMMANDS = ("export", "report")
+ARCHIVE_COMMANDS = ("export", "report", "backup")
 
 
 def load_archive_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[HpcrlConfig, ArchiveConfig]:
@@ -48,11 +49,12 @@ def _open(parser: argparse.ArgumentParser, config: ArchiveConfig) -> ArchiveStor
 
 def run_archive(argv: list[str]) -> int:
     if argv and argv[0] in ARCHIVE_COMMANDS:
-        return export(argv[1:]) if argv[0] == "export" else report(argv[1:])
+        command = {"export": export, "report": report, "backup": backup}[argv[0]]
+        return command(argv[1:])
     parser = _parser(
         "hpcrl archive",
         "Run the SQD archive daemon: store every result once, keep elites per cell, move problems through "
-        "their stages. Also: `hpcrl archive export`, `hpcrl archive report` (see their --help).",
+        "their stages. Also: `hpcrl archive export`, `report` and `backup` (see their --help).",
     )
     parser.add_argument("--metrics-port", type=int, help="Prometheus port (overrides archive.metrics_port)")
     args = parser.parse_args(argv)
@@ -166,3 +168,25 @@ def report(argv: list[str]) -> int:
     for path in paths:
         print(path)
     return 0 if paths else 1
+
+
+def backup(argv: list[str]) -> int:
+    parser = _parser(
+        "hpcrl archive backup",
+        "Copy the archive's SQLite store consistently while the daemon runs (SQLite online backup).",
+    )
+    parser.add_argument("out", help="file to write the copy to (replaced atomically)")
+    args = parser.parse_args(argv)
+    _, config = load_archive_config(parser, args)
+    store = _open(parser, config)
+    out = Path(args.out)
+    if out.resolve() == config.db.resolve():
+        parser.exit(2, f"{parser.prog}: {out} is the archive itself; name another file\n")
+    try:
+        store.backup(out)
+    except (OSError, sqlite3.Error) as error:
+        parser.exit(1, f"{parser.prog}: cannot write {out}: {error}\n")
+    finally:
+        store.close()
+    print(f"{config.db} copied to {out}", file=sys.stderr)
+    return 0

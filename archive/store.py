@@ -149,6 +149,19 @@ class ArchiveStore:
     def close(self) -> None:
         self.db.close()
 
+    def backup(self, out: Path) -> None:
+        """A consistent copy of the store in `out` (SQLite's online backup: safe while the daemon writes;
+        the copy is written beside `out` and renamed into place, so `out` is never half a database)."""
+        partial = out.with_name(f".{out.name}.partial")
+        partial.unlink(missing_ok=True)
+        target = sqlite3.connect(partial)
+        try:
+            self.db.backup(target)
+            target.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
+        finally:
+            target.close()
+        partial.replace(out)
+
     # ------------------------------------------------------------ writing
 
     def write(self, batch: Batch) -> tuple[list[bool], list[int]]:

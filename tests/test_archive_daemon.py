@@ -169,6 +169,16 @@ def test_the_read_only_commands_work_beside_the_daemon(site: BusSite, processes:
     assert len(rows) == 3 and {json.loads(r)["verdict"] for r in rows} == {"ok", "crash"}
     table = list(csv.DictReader(io.StringIO(hpcrl(site, "archive", "export", "--format", "csv").stdout)))
     assert len(table) == 3 and all("void dgemm" in row["source"] for row in table)
+    # A backup taken while the daemon runs is a complete store of its own.
+    copy = site.workdir / "backup" / "archive-copy.sqlite"
+    copy.parent.mkdir()
+    assert hpcrl(site, "archive", "backup", str(copy)).returncode == 0
+    backed_up = ArchiveStore(copy, readonly=True)
+    assert backed_up.count() == 3 and [e.cell for e in backed_up.elites()] == [e["cell"] for e in elites]
+    backed_up.close()
+    assert list(copy.parent.iterdir()) == [copy], "no partial file left beside the copy"
+    onto_itself = hpcrl(site, "archive", "backup", str(site.workdir / "archive.sqlite"))
+    assert onto_itself.returncode == 2 and "the archive itself" in onto_itself.stderr
 
 
 def test_an_archive_of_a_newer_schema_stops_the_daemon_with_the_reason(site: BusSite, processes: Processes) -> None:
