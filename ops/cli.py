@@ -23,6 +23,7 @@ CommandTable = dict[str, tuple[str, str, str]]
 SUBCOMMANDS: CommandTable = {
     "bus": ("bus.cli", "run_broker", "run the message broker daemon"),
     "tail": ("bus.cli", "tail", "print the event stream as JSON lines"),
+    "submit": ("bus.cli", "submit", "submit one C file through the bus and print its result"),
     "keys": ("bus.cli", "keys", "generate CURVE key pairs for an encrypted, authenticated bus"),
     "bencher": ("bencher.cli", "run_bencher", "run the benchmark daemon: compile, sandbox, verify and time candidates"),
     "bench-file": ("bencher.cli", "bench_file", "benchmark one C file locally with the bencher's pipeline (no bus)"),

@@ -65,7 +65,9 @@ def test_an_unknown_subcommand_exits_2_with_the_usage_on_stderr() -> None:
     assert done.stdout == ""
 
 
-@pytest.mark.parametrize("argv", [["bus", "--help"], ["tail", "--help"], ["keys", "--help"], ["test-worker", "--help"]])
+@pytest.mark.parametrize(
+    "argv", [["bus", "--help"], ["tail", "--help"], ["submit", "--help"], ["keys", "--help"], ["test-worker", "--help"]]
+)
 def test_the_bus_subcommands_never_import_the_ml_stack(argv: list[str]) -> None:
     """A bencher node runs these without torch installed: importing it would be slow or fail."""
     program = (
