@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +65,16 @@ class BencherConfig:
     drain_timeout_s: float = 20.0
     """On SIGTERM, how long an in-flight candidate may still run before it is handed back."""
     metrics_port: int = 0
-    """Port of the Prometheus /metrics endpoint on metrics_address; 0 disables it."""
+    """Port of the Prometheus /metrics endpoint on metrics_address; 0 disables it; -1: any free port
+    (several benchers on one node, e.g. SLURM array tasks), which the bencher logs and writes into its
+    target file in metrics_sd_dir, where Prometheus finds it (so -1 needs metrics_sd_dir)."""
     metrics_address: str = "127.0.0.1"
+    """Address the /metrics endpoint binds; `0.0.0.0` or `::` for a Prometheus on another host."""
+    metrics_sd_dir: str = ""
+    """Directory Prometheus reads file_sd targets from (e.g. `/var/lib/hpcrl/prometheus-targets` on a
+    file system the Prometheus host shares); while the bencher runs, it keeps `<name>.json` there with its
+    `host:port` and labels role, bencher, slurm_job_id, node_class, and removes it on a clean stop.
+    Empty: no target file (the port is then listed in prometheus.yml by hand)."""
 
     @property
     def cache_path(self) -> Path:
@@ -88,5 +97,24 @@ class BencherConfig:
             raise ConfigError("bencher.compile_timeout_s must be > 0; drain_timeout_s, calibration_interval_s >= 0")
         if self.run_processes < 8:
             raise ConfigError("bencher.run_processes must be >= 8 (OpenMP threads count as processes)")
-        if not 0 <= self.metrics_port <= 65535:
-            raise ConfigError(f"bencher.metrics_port = {self.metrics_port} is not a TCP port (0 disables)")
+        if not -1 <= self.metrics_port <= 65535:
+            raise ConfigError(
+                f"bencher.metrics_port = {self.metrics_port} is not a TCP port (0 disables, -1: any free port)"
+            )
+        if self.metrics_port == -1 and not self.metrics_sd_dir:
+            raise ConfigError(
+                "bencher.metrics_port = -1 (any free port) needs bencher.metrics_sd_dir, where the bencher writes "
+                "the port for Prometheus: set metrics_sd_dir, or choose a fixed metrics_port"
+            )
+        if self.metrics_sd_dir and self.metrics_port == 0:
+            raise ConfigError(
+                f"bencher.metrics_sd_dir = {self.metrics_sd_dir!r} needs a metrics endpoint to point Prometheus "
+                "at, but metrics_port = 0 disables it: set metrics_port (-1: any free port) or clear metrics_sd_dir"
+            )
+        if self.metrics_sd_dir and not (
+            os.path.isdir(self.metrics_sd_dir) and os.access(self.metrics_sd_dir, os.W_OK | os.X_OK)
+        ):
+            raise ConfigError(
+                f"bencher.metrics_sd_dir = {self.metrics_sd_dir!r} is not a writable directory: create it (on a "
+                "file system the Prometheus host reads, writable by the bencher's user) or clear metrics_sd_dir"
+            )

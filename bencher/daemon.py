@@ -8,20 +8,22 @@ drain_timeout_s, else kills its run and hands the candidate back to the broker, 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 from bencher import metrics
 from bencher.calibration import Calibrator
 from bencher.config import BencherConfig
+from bencher.node import Node
 from bencher.pipeline import Evaluation, Pipeline
 from bencher.sandbox import SandboxError
-from bus import metrics as bus_metrics
-from bus.config import HpcrlConfig
+from bus.config import ConfigError, HpcrlConfig
 from bus.daemon import log_config, on_stop_signal
 from bus.schema import Candidate, Verdict
 from bus.worker import BusWorker
@@ -42,6 +44,11 @@ class Job:
 
 
 def serve(bus_config: HpcrlConfig, config: BencherConfig, name: str | None, metrics_port: int | None) -> int:
+    try:  # --metrics-port goes through the same checks as the setting
+        config = dataclasses.replace(config, metrics_port=config.metrics_port if metrics_port is None else metrics_port)
+    except ConfigError as error:
+        log.error("event=bad_config error=%s", error)
+        return 2
     log_config(__name__, config)
     name = name or config.name or f"bencher-{socket.gethostname()}-{os.getpid()}"
     try:
@@ -49,10 +56,16 @@ def serve(bus_config: HpcrlConfig, config: BencherConfig, name: str | None, metr
     except SandboxError as error:
         log.error("event=cannot_start error=%s", error)
         return 1
-    port = config.metrics_port if metrics_port is None else metrics_port
-    bus_metrics.serve_metrics(port, config.metrics_address)
     metrics.PEAK_GFLOPS.set(pipeline.node.peak_gflops)
     metrics.THREADS.set(pipeline.node.threads)
+    stop = threading.Event()
+    on_stop_signal(stop.set)  # from here on, SIGTERM means a clean stop that removes the target file
+    try:
+        target_file = _serve_metrics(config, name, pipeline.node)
+    except OSError as error:
+        log.error("event=cannot_start error=metrics endpoint or target file: %s", error)
+        pipeline.close()
+        return 1
     log.info(
         "event=started name=%s host=%s slurm_job_id=%s threads=%d cpus=%s node_class=%r peak_gflops=%.1f",
         name,
@@ -63,8 +76,6 @@ def serve(bus_config: HpcrlConfig, config: BencherConfig, name: str | None, metr
         pipeline.node.node_class,
         pipeline.node.peak_gflops,
     )
-    stop = threading.Event()
-    on_stop_signal(stop.set)
     calibrator = Calibrator(pipeline)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluation")
     job: Job | None = None
@@ -99,8 +110,31 @@ def serve(bus_config: HpcrlConfig, config: BencherConfig, name: str | None, metr
     os.close(wake_read)
     os.close(wake_write)
     pipeline.close()
+    if target_file is not None:
+        target_file.unlink(missing_ok=True)  # a crash leaves it, so Prometheus reports the bencher down
     log.info("event=stopped name=%s", name)
     return 0
+
+
+def _serve_metrics(config: BencherConfig, name: str, node: Node) -> Path | None:
+    """Start the /metrics endpoint, then write its file_sd target file if configured; returns that file."""
+    port = metrics.serve(config.metrics_port, config.metrics_address)
+    if not port:
+        return None
+    target = f"{metrics.target_host(config.metrics_address)}:{port}"
+    path = None
+    if config.metrics_sd_dir:
+        path = metrics.target_path(config.metrics_sd_dir, name)
+        labels = {"role": "bencher", "bencher": name, "slurm_job_id": node.slurm_job_id, "node_class": node.node_class}
+        metrics.write_target(path, target, labels)
+    log.info(
+        "event=metrics_serving address=%s port=%d target=%s target_file=%s",
+        config.metrics_address,
+        port,
+        target,
+        path or "",
+    )
+    return path
 
 
 def _start(

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import socket
 import time
 from collections import deque
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from bus.schema import Verdict
 
@@ -15,6 +20,10 @@ if TYPE_CHECKING:
 
 BUSY_WINDOW_S = 60.0
 """The busy ratio is the share of the last minute spent evaluating candidates."""
+ANY_FREE_PORT = -1
+"""bencher.metrics_port value asking the OS for a free port (the target file says which)."""
+WILDCARD_ADDRESSES = frozenset({"", "0.0.0.0", "::"})
+"""Bind addresses that no other host can dial: the target file names this node's FQDN instead."""
 
 CANDIDATES = Counter("hpcrl_bencher_candidates_total", "Candidates evaluated, by verdict.", ["verdict"])
 for _verdict in Verdict:
@@ -71,3 +80,37 @@ def update_busy_ratio(now: float | None = None) -> None:
         _busy_spans.popleft()
     busy = sum(end - max(begin, start) for begin, end in _busy_spans)
     BUSY_RATIO.set(min(1.0, busy / BUSY_WINDOW_S))
+
+
+def serve(port: int, address: str) -> int:
+    """Serve /metrics on address:port (ANY_FREE_PORT: one the OS picks); returns the port it listens
+    on, 0 when port is 0 (disabled). Raises OSError when the port cannot be bound."""
+    if port == 0:
+        return 0
+    server, _thread = start_http_server(0 if port == ANY_FREE_PORT else port, addr=address)
+    return int(server.server_port)
+
+
+def target_host(address: str) -> str:
+    """The host part of this endpoint's Prometheus target: the bind address, or this node's FQDN
+    when it binds every interface (Prometheus runs on another host)."""
+    host = address
+    if address in WILDCARD_ADDRESSES:
+        host = socket.getfqdn()
+        if host.startswith("localhost"):  # /etc/hosts maps the hostname to loopback only
+            host = socket.gethostname()
+    return f"[{host}]" if ":" in host else host
+
+
+def target_path(sd_dir: str, name: str) -> Path:
+    """`<sd_dir>/<name>.json`, the name reduced to characters safe in a file name."""
+    return Path(sd_dir) / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.json"
+
+
+def write_target(path: Path, target: str, labels: dict[str, str]) -> None:
+    """Write a Prometheus file_sd target file atomically (temp file + rename in the same directory),
+    so Prometheus never reads half a file; readable by the Prometheus user."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # not matched by the *.json glob
+    temporary.write_text(json.dumps([{"targets": [target], "labels": labels}]) + "\n")
+    temporary.chmod(0o644)
+    os.replace(temporary, path)

@@ -214,3 +214,63 @@ def test_a_bad_bencher_setting_stops_the_daemon_at_start_with_the_fix(tmp_path: 
             )
             done = subprocess.run([*HPCRL, *args], capture_output=True, text=True, cwd=REPO, timeout=60)
             assert done.returncode == 2 and message in done.stderr, (command, done.stderr)
+
+
+def test_a_bencher_on_any_free_port_keeps_its_prometheus_target_file_while_it_runs(
+    site: BusSite, processes: Processes
+) -> None:
+    import json
+
+    sd_dir = site.workdir / "prometheus-targets"
+    sd_dir.mkdir()
+    processes.broker()
+    env = bencher_env(site, metrics_port="-1", metrics_sd_dir=str(sd_dir))
+    bencher = processes.start("bencher", "--name", "b1", env={**env, "SLURM_JOB_ID": "4242"})
+    target_file = sd_dir / "b1.json"
+    wait_for(target_file.exists, 30, "the bencher's target file")
+    [group] = json.loads(target_file.read_text())
+    [target] = group["targets"]
+    host, _, port = target.rpartition(":")
+    assert host == "127.0.0.1" and f"port={port}" in log_of(site, "bencher")
+    assert group["labels"]["role"] == "bencher" and group["labels"]["bencher"] == "b1"
+    assert group["labels"]["slurm_job_id"] == "4242" and group["labels"]["node_class"]
+    assert 'hpcrl_bencher_candidates_total{verdict="ok"}' in scrape(int(port))  # the port is really ours
+    assert [p.name for p in sd_dir.iterdir()] == ["b1.json"]  # no temporary file left behind
+    assert processes.stop(bencher, timeout_s=30) == 0
+    assert not target_file.exists()
+
+
+def test_metrics_settings_that_cannot_work_stop_the_bencher_at_start_with_the_fix(
+    site: BusSite, processes: Processes
+) -> None:
+    sd_dir = site.workdir / "targets"
+    sd_dir.mkdir()
+    cases = [
+        ({"metrics_port": "-1"}, (), "needs bencher.metrics_sd_dir"),
+        ({"metrics_sd_dir": str(sd_dir)}, (), "metrics_port = 0 disables it"),
+        ({"metrics_port": "-1", "metrics_sd_dir": str(sd_dir / "missing")}, (), "is not a writable directory"),
+        ({"metrics_port": "-2"}, (), "is not a TCP port"),
+        ({}, ("--metrics-port", "-1"), "needs bencher.metrics_sd_dir"),  # the flag is checked like the setting
+    ]
+    for settings, flags, message in cases:
+        bencher = processes.start("bencher", "--name", "b1", *flags, env=bencher_env(site, **settings))
+        assert bencher.wait(30) == 2, settings
+        assert message in log_of(site, "bencher"), (settings, log_of(site, "bencher"))
+        for log in site.workdir.glob("bencher*.log"):
+            log.unlink()
+
+
+def test_a_target_names_a_host_prometheus_can_dial_and_a_file_it_can_read(tmp_path: Path) -> None:
+    import json
+    import socket
+
+    from bencher import metrics
+
+    assert metrics.target_host("127.0.0.1") == "127.0.0.1" and metrics.target_host("::1") == "[::1]"
+    for wildcard in ("0.0.0.0", "::", ""):  # binds every interface: the node's name, never a wildcard
+        assert metrics.target_host(wildcard) in (socket.getfqdn(), socket.gethostname())
+    path = metrics.target_path(str(tmp_path), "bencher/../x y")
+    assert path == tmp_path / "bencher_.._x_y.json"
+    metrics.write_target(path, "node1:9102", {"role": "bencher"})
+    assert json.loads(path.read_text()) == [{"targets": ["node1:9102"], "labels": {"role": "bencher"}}]
+    assert path.stat().st_mode & 0o777 == 0o644 and [p.name for p in tmp_path.iterdir()] == [path.name]

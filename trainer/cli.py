@@ -39,8 +39,17 @@ def train(argv: list[str]) -> int:
         parser.exit(2, f"{parser.prog}: {error}\n")
     log_config(__name__, config)
 
+    from bus import metrics as bus_metrics
     from trainer.loop import Trainer
 
+    try:
+        bus_metrics.serve_metrics(config.loop.metrics_port, config.loop.metrics_address)
+    except OSError as error:
+        parser.exit(
+            1,
+            f"{parser.prog}: cannot serve metrics on port {config.loop.metrics_port} "
+            f"({config.loop.metrics_address}): {error}\n",
+        )
     stop = threading.Event()
     on_stop_signal(stop.set)
     try:

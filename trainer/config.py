@@ -49,7 +49,9 @@ class LoopConfig:
     """torch threads on CPU; 0: torch's default."""
     seed: int = 0
     metrics_port: int = 0
-    """Prometheus /metrics port on 127.0.0.1; 0 disables it."""
+    """Port of the Prometheus /metrics endpoint on metrics_address; 0 disables it."""
+    metrics_address: str = "127.0.0.1"
+    """Address the metrics endpoint binds: 0.0.0.0 lets a Prometheus on another host scrape it."""
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.prompts_per_step < 1 or self.size < 1:
@@ -58,6 +60,8 @@ class LoopConfig:
             raise ConfigError("trainer.max_staleness must be 0 (synchronous) or 1 (generate one step ahead)")
         if self.backend not in ("hf", "vllm"):
             raise ConfigError(f"trainer.backend = {self.backend!r}: use 'hf' or 'vllm'")
+        if not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"trainer.metrics_port = {self.metrics_port} is not a TCP port (0 disables)")
         if self.result_timeout_s <= 0 or self.archive_wait_s < 0 or self.checkpoint_every < 1:
             raise ConfigError("trainer.result_timeout_s > 0, archive_wait_s >= 0 and checkpoint_every >= 1 please")
 
