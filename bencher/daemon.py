@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 PUMP_INTERVAL_S = 0.1
 """How long the main loop waits on the bus per turn when nothing happens (a finished evaluation
 wakes it at once through a pipe)."""
+SIGNAL_VERDICTS = frozenset({Verdict.INFRA_ERROR, Verdict.CRASH})
+"""Verdicts a run gets when a stop signal reaches its sandbox (bwrap killed: infra_error; the candidate
+killed: crash); while draining they are not the candidate's, so it is handed back instead."""
 
 
 class Job:
@@ -174,8 +177,11 @@ def _complete(worker: BusWorker, job: Job) -> None:
         evaluation = Evaluation(Verdict.INFRA_ERROR, f"bencher fault: {type(error).__name__}: {error}")
     if job.candidate is None:
         return
-    if job.cancel.is_set():
+    # While draining, a run that died may have died of our own stop: SLURM's scancel and systemd's
+    # control-group kill signal the sandbox too. Hand it back to be measured again rather than report it.
+    killed_by_stop = worker.draining and evaluation.verdict in SIGNAL_VERDICTS
+    if job.cancel.is_set() or killed_by_stop:
         worker.release([job.candidate], "bencher stopping")
-        log.info("event=released id=%s", job.candidate.candidate_id)
+        log.info("event=released id=%s verdict=%s", job.candidate.candidate_id, evaluation.verdict.value)
         return
     worker.finish(job.candidate, **evaluation.result_fields())
