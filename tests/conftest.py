@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -138,13 +140,31 @@ def log_of(site: BusSite, name_prefix: str) -> str:
     return "\n".join(p.read_text(errors="replace") for p in sorted(site.workdir.glob(f"{name_prefix}*.log")))
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny model at its default settings, built by the demo's own code into TEST_MODEL_CACHE the first
-    time (about 4.5 minutes on 2 cores; 95% of its samples are correct programs) and reused after that."""
+_TINY_MODEL = pytest.StashKey[tuple[Path | None, str]]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the tiny model before any test runs when a collected test needs it: the first build takes
+    minutes (bounded by ensure_tiny_model itself), longer than the per-test timeout a fixture would run
+    under, and a build stopped half-way would fail every test that uses it."""
+    if not any("tiny_model" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
     from ops.demo_model import ensure_tiny_model
 
-    build_dir = tmp_path_factory.mktemp("tiny-model-build")
-    path, why = ensure_tiny_model(TEST_MODEL_CACHE, build_dir, len(os.sched_getaffinity(0)), [])
+    build_dir = Path(tempfile.mkdtemp(prefix="hpcrl-tiny-model-build-"))
+    try:
+        session.config.stash[_TINY_MODEL] = ensure_tiny_model(
+            TEST_MODEL_CACHE, build_dir, len(os.sched_getaffinity(0)), []
+        )
+    finally:
+        shutil.rmtree(build_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(request: pytest.FixtureRequest) -> Path:
+    """The tiny model at its default settings, built by the demo's own code into TEST_MODEL_CACHE the first
+    time (about 4.5 minutes on 2 cores, before the first test; 95% of its samples are correct programs)
+    and reused after that."""
+    path, why = request.config.stash.get(_TINY_MODEL, (None, "the tiny model was not built at collection"))
     assert path is not None, why
     return path

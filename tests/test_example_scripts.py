@@ -188,8 +188,11 @@ def test_watch_stages_count_0_prints_the_snapshot_of_one_problem_and_exits(site:
 
 # ---------------------------------------------------------------- standing alone
 
+BUS_FOLLOW = EXAMPLES / "bus_follow.py"
+"""The follower the two scripts share: their only import that is neither pyzmq, msgpack nor the stdlib."""
 
-@pytest.mark.parametrize("script", [FOLLOW_RESULTS, WATCH_STAGES], ids=lambda path: path.name)
+
+@pytest.mark.parametrize("script", [FOLLOW_RESULTS, WATCH_STAGES, BUS_FOLLOW], ids=lambda path: path.name)
 def test_example_scripts_import_nothing_but_pyzmq_msgpack_and_the_standard_library(script: Path) -> None:
     tree = ast.parse(script.read_text())
     imported = {
@@ -198,5 +201,15 @@ def test_example_scripts_import_nothing_but_pyzmq_msgpack_and_the_standard_libra
     imported |= {
         node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
     }
-    foreign = sorted(imported - set(sys.stdlib_module_names) - {"zmq", "msgpack"})
+    shared = {BUS_FOLLOW.stem} if script != BUS_FOLLOW else set()
+    foreign = sorted(imported - set(sys.stdlib_module_names) - {"zmq", "msgpack"} - shared)
     assert not foreign, f"{script.name} must stand alone, but imports {foreign}"
+
+
+@pytest.mark.parametrize("script", [FOLLOW_RESULTS, WATCH_STAGES], ids=lambda path: path.name)
+def test_example_scripts_find_their_shared_module_from_any_working_directory(script: Path, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(script), "--timeout-s", "0"], cwd=tmp_path, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == f"{script.stem}: --heartbeat-interval-s and --timeout-s must be > 0\n"
