@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -152,10 +153,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     from ops.demo_model import ensure_tiny_model
 
     build_dir = Path(tempfile.mkdtemp(prefix="hpcrl-tiny-model-build-"))
+    capture = session.config.pluginmanager.get_plugin("capturemanager")
     try:
-        session.config.stash[_TINY_MODEL] = ensure_tiny_model(
-            TEST_MODEL_CACHE, build_dir, len(os.sched_getaffinity(0)), []
-        )
+        # Shown, not captured: a first build is minutes of silence otherwise.
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            session.config.stash[_TINY_MODEL] = ensure_tiny_model(
+                TEST_MODEL_CACHE, build_dir, len(os.sched_getaffinity(0)), []
+            )
     finally:
         shutil.rmtree(build_dir, ignore_errors=True)
 
