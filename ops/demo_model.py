@@ -22,7 +22,7 @@ from ops.processes import HPCRL
 MODEL_CACHE: Final = "~/.cache/hpcrl/tiny-model"
 """Where `hpcrl demo` and `hpcrl perf trainer` keep the tiny model: one directory per build key."""
 BUILD_TIMEOUT_S: Final = 1800.0
-"""A build that takes longer than this is stopped (it takes about 4.5 minutes on 2 cores)."""
+"""A build that takes longer than this is stopped (it takes 4.5-6 minutes on 2 cores)."""
 PROGRESS_LINE: Final = re.compile(r"event=step step=(\d+) loss=([0-9.]+)")
 PRINT_EVERY_STEPS: Final = 200
 """Without a terminal, a progress line per this many training steps of the build."""
@@ -44,7 +44,7 @@ def ensure_tiny_model(
     shutil.rmtree(partial, ignore_errors=True)
     partial.parent.mkdir(parents=True, exist_ok=True)
     log = run_dir / "tiny-model.log"
-    print(f"  model: building the tiny model once (about 4.5 minutes on 2 cores), to be cached in {path}", file=stream)
+    print(f"  model: building the tiny model once (4.5-6 minutes on 2 cores), to be cached in {path}", file=stream)
     command = [*HPCRL, "tiny-model", "--out", str(partial), "--threads", str(max(1, threads))]
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)

@@ -167,7 +167,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.fixture(scope="session")
 def tiny_model(request: pytest.FixtureRequest) -> Path:
     """The tiny model at its default settings, built by the demo's own code into TEST_MODEL_CACHE the first
-    time (about 4.5 minutes on 2 cores, before the first test; 95% of its samples are correct programs)
+    time (4.5-6 minutes on 2 cores, before the first test; 95% of its samples are correct programs)
     and reused after that."""
     path, why = request.config.stash.get(_TINY_MODEL, (None, "the tiny model was not built at collection"))
     assert path is not None, why
