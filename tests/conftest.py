@@ -107,10 +107,15 @@ class Processes:
         return process.wait(timeout_s)
 
     def cleanup(self) -> None:
-        for process in self.started:
-            if process.poll() is None:
-                process.kill()
-                process.wait(10)
+        kill_all(self.started)
+
+
+def kill_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGKILL whatever a test started and is still running (the end of every test, failed or not)."""
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
 
 
 @pytest.fixture

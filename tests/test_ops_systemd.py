@@ -26,7 +26,7 @@ import pytest
 from bencher.config import BencherConfig
 from bencher.sandbox import DRAIN_GRACE_S, SETUP_GRACE_S
 from ops.cli import SUBCOMMANDS
-from tests.conftest import REPO, free_port, wait_for
+from tests.conftest import REPO, free_port, kill_all, wait_for
 
 UNIT_DIR = REPO / "ops" / "systemd"
 INSTALLED_HPCRL = "/opt/hpcrl/.venv/bin/hpcrl"
@@ -353,10 +353,7 @@ class UnitRunner:
         return process, log
 
     def cleanup(self) -> None:
-        for process in self.started:
-            if process.poll() is None:
-                process.kill()
-                process.wait(10)
+        kill_all(self.started)
 
 
 @pytest.fixture
