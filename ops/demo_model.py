@@ -29,10 +29,11 @@ PRINT_EVERY_STEPS: Final = 200
 
 
 def ensure_tiny_model(
-    cache_root: Path, run_dir: Path, threads: int, interrupted: list[bool], stream: TextIO = sys.stdout
+    cache_root: Path, run_dir: Path, threads: int, interrupted: list[bool], stream: TextIO | None = None
 ) -> tuple[Path | None, str]:
-    """The cached tiny model's directory, building it first if needed (progress on `stream`); (None, why)
-    if that failed."""
+    """The cached tiny model's directory, building it first if needed (progress on `stream`, default the
+    standard output of the moment, not of import time); (None, why) if that failed."""
+    stream = stream or sys.stdout
     from trainer.tiny_model import TinyModelConfig, cache_path, is_built
 
     config = TinyModelConfig(out="")

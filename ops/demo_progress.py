@@ -28,7 +28,8 @@ class Progress:
     """`done` of `total` units with a line of text: a tqdm bar on a terminal, else a printed line per
     update (at most one per `print_every` units, and the last)."""
 
-    def __init__(self, total: int, unit: str, print_every: int = 1, stream: TextIO = sys.stdout) -> None:
+    def __init__(self, total: int, unit: str, print_every: int = 1, stream: TextIO | None = None) -> None:
+        stream = stream or sys.stdout  # looked up now: a caller may have redirected it since import
         self.total, self.unit, self.print_every, self.stream = total, unit, print_every, stream
         self.printed = 0
         self.bar: Any = None
