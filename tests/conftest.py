@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -157,7 +156,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     from ops.demo_model import ensure_tiny_model
 
-    build_dir = Path(tempfile.mkdtemp(prefix="hpcrl-tiny-model-build-"))
+    # The build's log goes beside the cache, not into /tmp, where tests check that nothing is left behind.
+    build_dir = TEST_MODEL_CACHE.parent / "tiny-model-build"
+    build_dir.mkdir(parents=True, exist_ok=True)
     capture = session.config.pluginmanager.get_plugin("capturemanager")
     try:
         # Shown, not captured: a first build is minutes of silence otherwise.
