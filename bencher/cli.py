@@ -8,10 +8,9 @@ from pathlib import Path
 
 from bencher.config import BencherConfig
 from bencher.registry import ProblemError, get_problem, problems
-from bus.cli import add_config_arguments, load_or_exit
+from bus.cli import add_config_arguments, load_or_exit, read_candidate_or_exit
 from bus.config import ConfigError, HpcrlConfig, read_toml, section
 from bus.daemon import setup_logging
-from bus.schema import MAX_SOURCE_BYTES
 
 
 def load_bencher_config(parser: argparse.ArgumentParser, path: str | None) -> tuple[HpcrlConfig, BencherConfig]:
@@ -43,13 +42,7 @@ def bench_file(argv: list[str]) -> int:
             problem.check_size(args.size)
     except ProblemError as error:
         parser.exit(2, f"{parser.prog}: {error}\n")
-    path = Path(args.file)
-    try:
-        source = path.read_text()
-    except (OSError, UnicodeDecodeError) as error:
-        parser.exit(2, f"{parser.prog}: cannot read {path}: {error}\n")
-    if len(source.encode()) > MAX_SOURCE_BYTES:
-        parser.exit(2, f"{parser.prog}: {path} is larger than the {MAX_SOURCE_BYTES} bytes a candidate may have\n")
+    source = read_candidate_or_exit(parser, Path(args.file))  # the same limits as a candidate on the bus
 
     from bencher.pipeline import Pipeline  # the pipeline detects the node: only when a file will run
 

@@ -20,7 +20,6 @@ bencher or archive that cannot start (no bubblewrap, no `archive` extra) is repo
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import signal
@@ -32,9 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bus.cli import first_useful_line
 from bus.config import BusConfig, ClientConfig
 from bus.schema import AddStatus, Archived, Event, Result, StageChange, Verdict
-from ops.cli import OPTIONAL_PACKAGES
+from ops.cli import missing_packages
 from ops.processes import EXTRAS_FIX, Children
 
 if TYPE_CHECKING:
@@ -188,7 +188,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--run-dir", help="directory for logs, journal, caches, archive and summary (default: new)")
     parser.add_argument("--size", type=int, default=256, choices=SIZES, help="matrix size n (default: 256)")
     args = parser.parse_args(argv)
-    missing = [name for name, extra in OPTIONAL_PACKAGES.items() if extra == "archive" and not _importable(name)]
+    missing = missing_packages("archive")
     if missing:
         print(f"hpcrl bench-demo: the archive needs the Python packages {', '.join(missing)}\n  fix: {EXTRAS_FIX}")
         return 1
@@ -542,13 +542,5 @@ def _confirmation_line(candidate: DemoCandidate, first: Result, again: Result, a
 
 def _short(detail: str, width: int = 100) -> str:
     """The line of a detail that says the most (a compiler's first error), cut to width."""
-    lines = [line.strip() for line in detail.splitlines() if line.strip()]
-    line = next((line for line in lines if "error" in line), lines[0] if lines else "")
+    line = first_useful_line(detail)
     return line if len(line) <= width else line[: width - 3] + "..."
-
-
-def _importable(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False

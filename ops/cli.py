@@ -4,6 +4,7 @@ so a bencher node never imports the trainer's ML stack."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 OPTIONAL_PACKAGES = {
@@ -16,6 +17,20 @@ OPTIONAL_PACKAGES = {
     "vllm": "gpu",
 }
 """Packages of the extras (pyproject.toml), by the extra that installs them."""
+
+
+def missing_packages(*extras: str) -> list[str]:
+    """The packages of these extras that cannot be imported here."""
+    missing = []
+    for name, extra in OPTIONAL_PACKAGES.items():
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if extra in extras and not found:
+            missing.append(name)
+    return missing
+
 
 # name -> (module, function, one-line help). Each function takes argv and returns an exit code.
 CommandTable = dict[str, tuple[str, str, str]]

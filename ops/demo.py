@@ -23,11 +23,9 @@ summary of the steps made. Every wait is bounded.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import signal
-import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -35,11 +33,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from bus.config import BusConfig
-from ops.cli import OPTIONAL_PACKAGES
+from ops.cli import missing_packages
 from ops.demo_model import MODEL_CACHE, ensure_tiny_model
 from ops.demo_progress import follow_training
 from ops.demo_results import compare_with_openblas, read_archive, read_training
-from ops.processes import EXTRAS_FIX, Children
+from ops.processes import EXTRAS_FIX, Children, free_port
+from trainer.report import WINDOW
 
 PROBLEM: Final = "dgemm"
 RUN: Final = "demo"
@@ -52,7 +51,6 @@ SIZES: Final = (128, 256, 512)
 GFLOPS on one core) while a naive candidate still takes milliseconds per call."""
 LEARNING_TARGET: Final = 2.0
 """Required ratio of the last 5 steps' mean GFLOPS to the first 5 steps'."""
-WINDOW: Final = 5
 BENCHER_DRAIN_TIMEOUT_S: Final = 5.0
 STOP_TIMEOUT_S: Final = 30.0
 """How long a process may take to exit after SIGTERM (the trainer writes its last checkpoint) before a kill."""
@@ -87,12 +85,7 @@ def bus_endpoints(run_dir: Path) -> BusConfig:
     (a socket path holds at most 107 bytes)."""
     if len(str(run_dir / "request.sock").encode()) <= MAX_SOCKET_PATH:
         return BusConfig(request_endpoint=f"ipc://{run_dir}/request.sock", event_endpoint=f"ipc://{run_dir}/event.sock")
-    ports = []
-    for _ in range(2):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            ports.append(probe.getsockname()[1])
-    return BusConfig(request_endpoint=f"tcp://127.0.0.1:{ports[0]}", event_endpoint=f"tcp://127.0.0.1:{ports[1]}")
+    return BusConfig(request_endpoint=f"tcp://127.0.0.1:{free_port()}", event_endpoint=f"tcp://127.0.0.1:{free_port()}")
 
 
 def config_text(
@@ -171,7 +164,7 @@ def main(argv: list[str]) -> int:
             f"{parser.prog}: --model {args.model} is not a Hugging Face model directory (no config.json); leave "
             "--model out to use the tiny model, or build one with `hpcrl tiny-model --out DIR`\n",
         )
-    missing = [name for name in OPTIONAL_PACKAGES if OPTIONAL_PACKAGES[name] != "gpu" and not _importable(name)]
+    missing = missing_packages("archive", "train")
     if missing:
         print(f"hpcrl demo: needs the Python packages {', '.join(missing)}\n  fix: {EXTRAS_FIX}")
         return 1
@@ -296,10 +289,3 @@ def _print_summary(summary: dict[str, Any]) -> None:
         )
     if summary.get("report"):
         print(f"  report: {', '.join(Path(p).name for p in summary['report'])}")
-
-
-def _importable(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False

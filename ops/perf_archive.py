@@ -41,7 +41,8 @@ from bus.daemon import setup_logging
 from bus.schema import AddStatus, Result, Role, Stamper, Verdict
 from ops.perf import PerfReport
 from ops.perf_bus import git_commit, machine_info
-from ops.perf_bus_sites import HPCRL, REPO, free_port
+from ops.perf_bus_sites import HPCRL, REPO
+from ops.processes import free_port
 
 log = logging.getLogger(__name__)
 

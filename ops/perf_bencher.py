@@ -61,7 +61,8 @@ from bus.schema import Result, Verdict
 from ops.bench_demo import NAIVE
 from ops.perf import PerfReport
 from ops.perf_bus import git_commit, machine_info
-from ops.perf_bus_sites import HPCRL, POLL_SLICE_S, REPO, START_TIMEOUT_S, PerfError, Processes, clean_env, free_port
+from ops.perf_bus_sites import HPCRL, POLL_SLICE_S, REPO, START_TIMEOUT_S, PerfError, Processes, clean_env
+from ops.processes import free_port
 
 log = logging.getLogger(__name__)
 

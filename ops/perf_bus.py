@@ -63,10 +63,10 @@ from ops.perf_bus_sites import (
     RawSite,
     cpu_snapshot,
     drain,
-    free_port,
     process_stat,
     raise_open_files_limit,
 )
+from ops.processes import free_port
 
 log = logging.getLogger(__name__)
 

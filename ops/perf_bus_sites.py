@@ -9,7 +9,6 @@ import math
 import os
 import resource
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from bus.client import BusClient
 from bus.config import BusConfig, ClientConfig
 from bus.schema import Verdict
 from bus.test_worker import DETAIL as TEST_WORKER_DETAIL
+from ops.processes import free_port
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +60,6 @@ class PerfError(RuntimeError):
 
 
 # ---------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def clean_env(**overrides: str) -> dict[str, str]:

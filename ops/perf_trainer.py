@@ -30,8 +30,8 @@ from ops.demo import CpuPlan
 from ops.demo_model import MODEL_CACHE, ensure_tiny_model
 from ops.perf import PerfReport
 from ops.perf_bus import git_commit, machine_info
-from ops.perf_bus_sites import free_port
-from ops.processes import Children
+from ops.processes import Children, free_port
+from trainer.report import read_log
 
 SIZE: Final = 128
 STOP_TIMEOUT_S: Final = 15.0
@@ -64,7 +64,7 @@ def _trainer_config(model: Path, run_dir: Path, steps: int, staleness: int, size
 
 
 def _summary(run_dir: Path) -> dict[str, float]:
-    records = [json.loads(line) for line in (run_dir / "train.jsonl").read_text().splitlines()][1:]  # warm-up out
+    records = read_log(run_dir)[1:]  # warm-up out
 
     def mean(key: str) -> float:
         return round(statistics.fmean(float(r[key]) for r in records), 4)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Collection, Mapping
@@ -18,6 +19,13 @@ HPCRL = (sys.executable, "-m", "ops.cli")
 """The `hpcrl` command of this interpreter (the venv's, whatever PATH says)."""
 SETUP_FIX = "./quickstart setup installs bubblewrap (the bencher's sandbox) and the other system packages"
 EXTRAS_FIX = "./quickstart setup installs the extras (or: .venv/bin/pip install -e '.[archive,train]')"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 class Children:

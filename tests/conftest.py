@@ -6,7 +6,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 
 from bus.config import BusConfig, ClientConfig
 from bus.metrics import scrape  # noqa: F401 (re-exported for the tests)
+from ops.processes import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 HPCRL = [sys.executable, "-m", "ops.cli"]
@@ -25,12 +25,6 @@ TEST_MODEL_CACHE = REPO / ".cache" / "tiny-model"
 """Where the tests keep the tiny model (git-ignored): built once per checkout, reused by later runs."""
 FAST_HEARTBEAT_S = 0.2
 """Tests run heartbeats 5x faster than production so liveness decisions take 0.6 s, not 3 s."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(condition: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.05) -> object:
