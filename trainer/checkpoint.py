@@ -35,8 +35,6 @@ class TrainerState:
     Checkpoints are taken between steps, so no submitted candidate is ever waiting for its reward."""
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     """problem -> {"stage": int, "techniques": [...]}: the stage view the prompts use."""
-    history: list[dict[str, Any]] = field(default_factory=list)
-    """One summary per step (reward, GFLOPS, verdicts), for the report."""
 
 
 def save(
@@ -68,7 +66,6 @@ def save(
         "policy_version": state.policy_version,
         "pending": state.pending,
         "stages": state.stages,
-        "history": state.history,
     }
     (partial / "state.json").write_text(json.dumps(state_json))
     (partial / "config.json").write_text(json.dumps(config, indent=2, default=str))
@@ -90,7 +87,7 @@ def latest(run_dir: Path) -> Path | None:
 
 def load_state(checkpoint: Path) -> TrainerState:
     data = json.loads((checkpoint / "state.json").read_text())
-    return TrainerState(data["step"], data["policy_version"], data["pending"], data["stages"], data["history"])
+    return TrainerState(data["step"], data["policy_version"], data["pending"], data["stages"])
 
 
 def load_optimizer(

@@ -57,7 +57,6 @@ class Batch:
     stage: int
     samples: list[Sample]
     generate_s: float
-    submitted: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The sampled batch (before submission) as a checkpoint keeps it."""
@@ -243,7 +242,6 @@ class Trainer:
                 policy_version=sample.completion.policy_version,
                 candidate_id=sample.candidate_id,
             )
-        batch.submitted = True
 
     def _await(self, batch: Batch) -> None:
         waiting = {s.candidate_id: s for s in batch.samples if s.code is not None}
@@ -351,7 +349,6 @@ class Trainer:
         }
         self.log_file.write(json.dumps(record) + "\n")
         self.log_file.flush()
-        self.state.history.append({k: record[k] for k in ("step", "stage", "reward_mean", "gflops_mean", "gflops_max")})
         metrics.observe(record)
         self.client.publish(
             TrainerStep,
