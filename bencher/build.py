@@ -102,7 +102,9 @@ class Builder:
         build = Build(build.verdict, build.detail, build.binary, time.monotonic() - started)
         if build.verdict in _CACHEABLE:
             entry_dir.mkdir(parents=True, exist_ok=True)
-            (entry_dir / "outcome.json").write_text(json.dumps({"verdict": build.verdict, "detail": build.detail}))
+            outcome = entry_dir / f"outcome.{_unique()}.tmp"
+            outcome.write_text(json.dumps({"verdict": build.verdict, "detail": build.detail}))
+            outcome.replace(entry_dir / "outcome.json")
         return build
 
     # ------------------------------------------------------------ internals
@@ -132,7 +134,7 @@ class Builder:
         if path.is_file():
             return path
         parts = []
-        unique = f"{os.getpid()}-{threading.get_ident()}"  # benchers sharing a cache dir may race here
+        unique = _unique()  # benchers sharing a cache dir may race here
         for source in (HARNESS_DIR / "monitor.c", problem.harness):
             part = path.with_suffix(f".{source.stem}.{unique}.o")
             command = [compiler, *HARNESS_FLAGS, "-Wall", "-c", str(source), "-o", str(part)]
@@ -198,13 +200,21 @@ class Builder:
             if (out / "bench").is_symlink() or not (out / "bench").is_file():
                 raise SandboxError("the linker's output is not a plain file")
             entry_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(out / "bench", entry_dir / "bench.tmp")
-            (entry_dir / "bench.tmp").chmod(0o755)
-            (entry_dir / "bench.tmp").replace(entry_dir / "bench")
+            # Benchers sharing a cache dir (SLURM tasks on one node) build the same key at the same time:
+            # each writes its own file and renames it into place, so none reads or runs a half-written one.
+            partial = entry_dir / f"bench.{_unique()}.tmp"
+            shutil.copyfile(out / "bench", partial)
+            partial.chmod(0o755)
+            partial.replace(entry_dir / "bench")
         return Build(Verdict.OK, "", entry_dir / "bench", 0.0)
 
 
 _MAX_OUTPUT_READ_BYTES = 64 << 20
+
+
+def _unique() -> str:
+    """A name part no other process or thread writing into the same cache dir uses."""
+    return f"{os.getpid()}-{threading.get_ident()}"
 
 
 def _read(path: Path) -> str:

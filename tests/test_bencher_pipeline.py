@@ -152,3 +152,19 @@ def test_a_missing_compiler_is_our_fault_and_the_detail_names_the_fix(tmp_path: 
     evaluation = pipeline.evaluate("dgemm", 128, (CORPUS / "ok_naive.c").read_text())
     pipeline.close()
     assert evaluation.verdict is Verdict.INFRA_ERROR and "clang" in evaluation.detail
+
+
+def test_a_build_writes_through_a_temporary_name_of_its_own(tmp_path: Path, node: Node) -> None:
+    """SLURM tasks on one node share bencher.cache_dir and may build one key at the same moment: a build
+    must not write through a name another bencher is writing through (here: one stuck half-way)."""
+    from bencher.registry import get_problem
+
+    builder = Pipeline(fast_config(tmp_path), node=node).builder
+    problem, source = get_problem("dgemm"), (LADDER / "naive_ijk.c").read_text()
+    entry_dir = builder.cache_dir / builder.build_key(problem, source, ())
+    for other_writer in (entry_dir / "bench.tmp", entry_dir / "outcome.json.tmp"):
+        other_writer.mkdir(parents=True)  # a name a second writer could hold open: not ours to use
+    build = builder.build(problem, source)
+    assert build.verdict is Verdict.OK, build.detail
+    assert build.binary is not None and build.binary.is_file()
+    assert sorted(p.name for p in entry_dir.iterdir()) == ["bench", "bench.tmp", "outcome.json", "outcome.json.tmp"]
