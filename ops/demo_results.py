@@ -16,7 +16,8 @@ from bus.schema import Verdict
 
 def read_training(trainer_dir: Path, window: int, plot_to: Path) -> dict[str, Any]:
     """The step log's learning figures (`first5_mean_gflops`, ...) and `training.png` in `plot_to`."""
-    from trainer.report import PLOT_FILE, learning, plot, read_log
+    from trainer.report import PLOT_FILE, learning, plot
+    from trainer.steplog import read_log
 
     records = read_log(trainer_dir)
     if not records:

@@ -31,7 +31,7 @@ from ops.demo_model import MODEL_CACHE, ensure_tiny_model
 from ops.perf import PerfReport
 from ops.perf_bus import git_commit, machine_info
 from ops.processes import Children, free_port
-from trainer.report import read_log
+from trainer.steplog import read_log
 
 SIZE: Final = 128
 STOP_TIMEOUT_S: Final = 15.0

@@ -213,7 +213,9 @@ def test_learning_figures_are_the_means_of_the_first_and_last_steps() -> None:
     assert learning(zero_start, window=3).learning_ratio == 0.0, "no ratio to a first window that measured nothing"
 
 
-def test_train_report_writes_the_plot_and_refuses_a_directory_without_a_log(tmp_path: Path) -> None:
+def test_train_report_writes_the_plot_skips_a_torn_last_line_and_refuses_a_directory_without_a_log(
+    tmp_path: Path,
+) -> None:
     empty = subprocess.run([*HPCRL, "train-report", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert empty.returncode == 2 and "train.jsonl" in empty.stderr
     records = [
@@ -221,9 +223,10 @@ def test_train_report_writes_the_plot_and_refuses_a_directory_without_a_log(tmp_
          "gflops_max": i + 1}
         for i in range(1, 8)
     ]  # fmt: skip
-    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    torn = '{"step": 8, "stage": 1, "gflops_mean": 1e9'  # a live run's half-written line is not a step yet
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records) + torn)
     done = subprocess.run([*HPCRL, "train-report", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["first_mean_gflops"] == 3.0 and report["last_mean_gflops"] == 5.0
+    assert report["steps"] == 7 and report["first_mean_gflops"] == 3.0 and report["last_mean_gflops"] == 5.0
     assert Path(report["plot"]).read_bytes()[:4] == b"\x89PNG"

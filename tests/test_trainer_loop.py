@@ -89,6 +89,8 @@ def test_a_trainer_killed_mid_run_resumes_from_its_last_checkpoint_and_logs_each
     wait_for(lambda: (run_dir / "checkpoints" / "latest").is_file(), 120, "the first checkpoint")
     first.send_signal(signal.SIGKILL)
     first.wait(10)
+    with (run_dir / "train.jsonl").open("a") as log:
+        log.write('{"step": 3, "loss": 0.')  # as if the kill had come mid-write: the resume must not trip on it
     checkpoints = run_dir / "checkpoints"
     resumed_from = json.loads((checkpoints / (checkpoints / "latest").read_text().strip() / "state.json").read_text())
     pending = [sample["candidate_id"] for sample in resumed_from["pending"]["samples"] if sample["code"]]

@@ -31,7 +31,7 @@ import torch
 from bus.client import BusClient
 from bus.config import HpcrlConfig
 from bus.schema import Archived, Result, Role, StageChange, TrainerStep, Verdict
-from trainer import checkpoint, metrics
+from trainer import checkpoint, metrics, steplog
 from trainer.config import TrainerConfig
 from trainer.generation import Backend, Completion, HFBackend, VLLMBackend, extract_code, render_prompt
 from trainer.grpo import advantages, collate, optimizer_for, scheduler_for, update_step
@@ -108,15 +108,6 @@ class StepTimes:
     """Policy versions between the oldest sample of the step and the policy being updated."""
 
 
-def _log_resumed_at(path: Path, step: int) -> Any:
-    """The step log, open for appending, without the records of steps after `step` (the checkpoint's):
-    a step logged by a run killed before its checkpoint is redone, and must appear once."""
-    if path.exists():
-        kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        path.write_text("".join(f"{line}\n" for line in kept))
-    return path.open("a")
-
-
 class Trainer:
     def __init__(self, hpcrl: HpcrlConfig, config: TrainerConfig, stop: threading.Event | None = None) -> None:
         self.config = config
@@ -151,7 +142,7 @@ class Trainer:
         )
         self.outside: dict[str, bool] = {}
         """Archive verdicts on techniques, by candidate id (they may arrive before we look)."""
-        self.log_file = _log_resumed_at(self.run_dir / "train.jsonl", self.state.step)
+        self.log_file = steplog.open_resumed_at(self.run_dir, self.state.step)
         (self.run_dir / "config.json").write_text(json.dumps(config.resolved(), indent=2, default=str))
 
     # ------------------------------------------------------------ the loop
@@ -347,8 +338,7 @@ class Trainer:
             **{k: v for k, v in stats.items() if isinstance(v, int | float)},
             **update,
         }
-        self.log_file.write(json.dumps(record) + "\n")
-        self.log_file.flush()
+        steplog.append(self.log_file, record)
         metrics.observe(record)
         self.client.publish(
             TrainerStep,

@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-LOG_FILE = "train.jsonl"
+from trainer.steplog import LOG_FILE, read_log
+
 PLOT_FILE = "training.png"
 WINDOW = 5
 """Steps averaged at each end of the run (the issue's "first 5" and "last 5")."""
@@ -41,14 +42,6 @@ class Learning:
     """The fastest sample of the run (its measured median)."""
     stage_changes: list[tuple[int, int]]
     """(first step, stage) each time the prompts' stage changed after step 1."""
-
-
-def read_log(run_dir: Path) -> list[dict[str, Any]]:
-    """The step records of a run, in step order (a missing log is an empty run)."""
-    path = run_dir / LOG_FILE
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def learning(records: Sequence[dict[str, Any]], window: int = WINDOW) -> Learning:
