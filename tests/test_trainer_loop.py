@@ -16,6 +16,7 @@ from bus.schema import Result, Role, StageChange, TrainerStep
 from tests.conftest import BusSite, Processes, log_of, wait_for
 from tests.test_archive_daemon import start_archive, stored
 from tests.test_bencher_daemon import start_bencher
+from trainer.steplog import read_log
 
 TRAIN_SETTINGS = {
     "HPCRL_TRAINER__SIZE": "128",
@@ -40,10 +41,6 @@ def train(processes: Processes, model: Path, run_dir: Path, steps: int) -> int:
     return trainer.wait(300)
 
 
-def records(run_dir: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in (run_dir / "train.jsonl").read_text().splitlines()]
-
-
 def test_the_trainer_learns_from_real_measurements_and_resumes_from_its_checkpoint(
     site: BusSite, processes: Processes, model_dir: Path
 ) -> None:
@@ -56,22 +53,22 @@ def test_the_trainer_learns_from_real_measurements_and_resumes_from_its_checkpoi
         steps = wait_for(
             lambda: [e for e in watcher.next_events(0.2) if isinstance(e, TrainerStep)], 20, "trainer.step events"
         )
-    first = records(run_dir)
+    first = read_log(run_dir)
     assert [r["step"] for r in first] == [1, 2]
     assert [e.step for e in steps] == [1, 2]  # type: ignore[attr-defined]
     verdicts: dict[str, int] = {}
     for record in first:
-        for verdict, count in record["verdicts"].items():  # type: ignore[attr-defined]
+        for verdict, count in record["verdicts"].items():
             verdicts[verdict] = verdicts.get(verdict, 0) + count
     assert sum(verdicts.values()) == 8 and verdicts.get("ok", 0) >= 1, verdicts
-    assert any(r["gflops_max"] > 0 for r in first)  # type: ignore[operator]
+    assert any(r["gflops_max"] > 0 for r in first)
     assert (run_dir / "checkpoints" / "step-000002" / "adapter" / "adapter_config.json").is_file()
     submitted = sum(count for verdict, count in verdicts.items() if verdict != "no_code")
     wait_for(lambda: stored(site) >= submitted, 30, "the archive to store every measured candidate")
     # A second run continues at step 3 from the checkpoint: no step is done twice.
     assert train(processes, model_dir, run_dir, steps=3) == 0
-    assert [r["step"] for r in records(run_dir)] == [1, 2, 3]
-    assert records(run_dir)[-1]["policy_version"] >= first[-1]["policy_version"]  # type: ignore[operator]
+    assert [r["step"] for r in read_log(run_dir)] == [1, 2, 3]
+    assert read_log(run_dir)[-1]["policy_version"] >= first[-1]["policy_version"]
     config = json.loads((run_dir / "config.json").read_text())
     assert config["loop"]["steps"] == 3 and config["grpo"]["group_size"] == 4
 
@@ -96,7 +93,7 @@ def test_a_trainer_killed_mid_run_resumes_from_its_last_checkpoint_and_logs_each
     pending = [sample["candidate_id"] for sample in resumed_from["pending"]["samples"] if sample["code"]]
     assert resumed_from["pending"]["step"] == resumed_from["step"] + 1 and pending
     assert processes.start(*args, env=env).wait(300) == 0
-    steps = [r["step"] for r in records(run_dir)]
+    steps = [r["step"] for r in read_log(run_dir)]
     assert steps == [1, 2, 3, 4], steps
     assert "event=resumed" in log_of(site, "train")
     # The resumed run submitted the checkpoint's pending batch as it was: the same candidate ids.
@@ -125,11 +122,11 @@ def test_stage_events_change_the_prompts_of_the_next_batches(
         trainer = processes.start(
             "train", "--model", str(model_dir), "--run-dir", str(run_dir), "--steps", "5", env=env
         )
-        wait_for(lambda: (run_dir / "train.jsonl").exists() and records(run_dir), 300, "the first step")
+        wait_for(lambda: read_log(run_dir), 300, "the first step")
         archive.publish(StageChange, problem="dgemm", from_stage=1, to_stage=2, techniques=stage_2)
         assert archive.flush(10)
         assert trainer.wait(300) == 0
-    stages = [r["stage"] for r in records(run_dir)]
+    stages = [r["stage"] for r in read_log(run_dir)]
     # A batch is generated one step ahead (max_staleness 1), and the event may land after the next one began:
     # stage 2 reaches the prompts of step 4 at the latest.
     assert stages[0] == 1 and stages[-2:] == [2, 2] and stages == sorted(stages), stages
