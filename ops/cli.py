@@ -21,15 +21,14 @@ OPTIONAL_PACKAGES = {
 
 def missing_packages(*extras: str) -> list[str]:
     """The packages of these extras that cannot be imported here."""
-    missing = []
-    for name, extra in OPTIONAL_PACKAGES.items():
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError):
-            found = False
-        if extra in extras and not found:
-            missing.append(name)
-    return missing
+    return [name for name, extra in OPTIONAL_PACKAGES.items() if extra in extras and not _importable(name)]
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 # name -> (module, function, one-line help). Each function takes argv and returns an exit code.

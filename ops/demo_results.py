@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import statistics
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -101,19 +102,16 @@ def compare_with_openblas(config: Path, source: str, size: int, cpu: int, rounds
     affinity = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {cpu})  # the node's thread count comes from this process's affinity
     try:
-        pipeline = Pipeline(section(BencherConfig, read_toml(config), "bencher", env={}))
-        library = library_pipeline(pipeline)
-        best, openblas = [], []
-        for _ in range(rounds):
-            best.append(pipeline.evaluate("dgemm", size, source, use_cache=False))
-            openblas.append(
-                library.evaluate(
-                    "dgemm", size, OPENBLAS_KERNEL.read_text(), use_cache=False, trusted_libraries=OPENBLAS_LIBRARIES
+        bencher = section(BencherConfig, read_toml(config), "bencher", env={})
+        kernel = OPENBLAS_KERNEL.read_text()
+        with closing(Pipeline(bencher)) as pipeline, closing(library_pipeline(pipeline)) as library:
+            best, openblas = [], []
+            for _ in range(rounds):
+                best.append(pipeline.evaluate("dgemm", size, source, use_cache=False))
+                openblas.append(
+                    library.evaluate("dgemm", size, kernel, use_cache=False, trusted_libraries=OPENBLAS_LIBRARIES)
                 )
-            )
-        threads = pipeline.node.threads
-        pipeline.close()
-        library.close()
+            threads = pipeline.node.threads
     finally:
         os.sched_setaffinity(0, affinity)
     failed = [e for e in (*best, *openblas) if e.verdict is not Verdict.OK]

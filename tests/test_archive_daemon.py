@@ -35,14 +35,19 @@ def publisher(site: BusSite) -> BusClient:
 
 
 def stored(site: BusSite) -> int:
+    return len(stored_ids(site))
+
+
+def stored_ids(site: BusSite) -> list[str]:
+    """The candidate ids of the results in the site's archive (none while it has no store yet)."""
     path = site.workdir / "archive.sqlite"
     if not path.exists():
-        return 0
+        return []
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            return int(db.execute("SELECT count(*) FROM results").fetchone()[0])
+            return [row[0] for row in db.execute("SELECT candidate_id FROM results")]
     except sqlite3.OperationalError:
-        return 0
+        return []
 
 
 def publish(client: BusClient, results: list[Result]) -> None:

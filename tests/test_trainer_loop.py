@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ import pytest
 from bus.client import BusClient
 from bus.schema import Result, Role, StageChange, TrainerStep
 from tests.conftest import BusSite, Processes, log_of, wait_for
-from tests.test_archive_daemon import start_archive, stored
+from tests.test_archive_daemon import start_archive, stored, stored_ids
 from tests.test_bencher_daemon import start_bencher
 from trainer.steplog import read_log
 
@@ -35,10 +35,13 @@ def model_dir(tiny_model: Path) -> Path:
     return tiny_model
 
 
-def train(processes: Processes, model: Path, run_dir: Path, steps: int) -> int:
+def start_training(processes: Processes, model: Path, run_dir: Path, steps: int) -> subprocess.Popen[bytes]:
     env = {**processes.site.env, **TRAIN_SETTINGS}
-    trainer = processes.start("train", "--model", str(model), "--run-dir", str(run_dir), "--steps", str(steps), env=env)
-    return trainer.wait(300)
+    return processes.start("train", "--model", str(model), "--run-dir", str(run_dir), "--steps", str(steps), env=env)
+
+
+def train(processes: Processes, model: Path, run_dir: Path, steps: int) -> int:
+    return start_training(processes, model, run_dir, steps).wait(300)
 
 
 def test_the_trainer_learns_from_real_measurements_and_resumes_from_its_checkpoint(
@@ -80,9 +83,7 @@ def test_a_trainer_killed_mid_run_resumes_from_its_last_checkpoint_and_logs_each
     start_bencher(processes, "b1", result_cache="true")
     start_archive(processes, confirm="false")
     run_dir = site.workdir / "run"
-    env = {**processes.site.env, **TRAIN_SETTINGS}
-    args = ("train", "--model", str(model_dir), "--run-dir", str(run_dir), "--steps", "4")
-    first = processes.start(*args, env=env)
+    first = start_training(processes, model_dir, run_dir, steps=4)
     wait_for(lambda: (run_dir / "checkpoints" / "latest").is_file(), 120, "the first checkpoint")
     first.send_signal(signal.SIGKILL)
     first.wait(10)
@@ -92,18 +93,12 @@ def test_a_trainer_killed_mid_run_resumes_from_its_last_checkpoint_and_logs_each
     resumed_from = json.loads((checkpoints / (checkpoints / "latest").read_text().strip() / "state.json").read_text())
     pending = [sample["candidate_id"] for sample in resumed_from["pending"]["samples"] if sample["code"]]
     assert resumed_from["pending"]["step"] == resumed_from["step"] + 1 and pending
-    assert processes.start(*args, env=env).wait(300) == 0
+    assert train(processes, model_dir, run_dir, steps=4) == 0
     steps = [r["step"] for r in read_log(run_dir)]
     assert steps == [1, 2, 3, 4], steps
     assert "event=resumed" in log_of(site, "train")
     # The resumed run submitted the checkpoint's pending batch as it was: the same candidate ids.
-    wait_for(lambda: stored_ids(site) >= set(pending), 30, "the pending batch's results in the archive")
-
-
-def stored_ids(site: BusSite) -> set[str]:
-    path = site.workdir / "archive.sqlite"
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        return {row[0] for row in db.execute("SELECT candidate_id FROM results")}
+    wait_for(lambda: set(stored_ids(site)) >= set(pending), 30, "the pending batch's results in the archive")
 
 
 def test_stage_events_change_the_prompts_of_the_next_batches(
