@@ -20,6 +20,23 @@ from bus.metrics import scrape  # noqa: F401 (re-exported for the tests)
 from ops.processes import free_port
 
 REPO = Path(__file__).resolve().parent.parent
+REQUIRE_SETUP_TOOLS = os.environ.get("TESTS_REQUIRE_SETUP_TOOLS") == "1"
+"""Set by `./quickstart test`, whose set-up installs every system tool the tests use: there a missing
+tool is a broken set-up and fails the tests that need it; a bare pytest elsewhere skips them."""
+
+
+def skip_unless_required(missing: str) -> pytest.MarkDecorator:
+    """Skip when `missing` (why a tool the set-up installs is absent) is not empty, unless required."""
+    return pytest.mark.skipif(bool(missing) and not REQUIRE_SETUP_TOOLS, reason=missing or "present")
+
+
+def tool_missing(why: str) -> None:
+    """In a test or fixture: a tool the set-up installs is absent (fail under ./quickstart test, else skip)."""
+    if REQUIRE_SETUP_TOOLS:
+        pytest.fail(f"{why}; ./quickstart test should have installed it: its set-up is broken")
+    pytest.skip(why)
+
+
 HPCRL = [sys.executable, "-m", "ops.cli"]
 TEST_MODEL_CACHE = REPO / ".cache" / "tiny-model"
 """Where the tests keep the tiny model (git-ignored): built once per checkout, reused by later runs."""

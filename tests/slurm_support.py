@@ -11,12 +11,13 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ops.processes import free_port
 
 READY_TIMEOUT_S = 30.0
 """Bound on the daemons' start (measured here: about 1 s)."""
@@ -38,12 +39,6 @@ def slurm_missing() -> str:
 
 def _program(name: str) -> str:
     return shutil.which(name) or f"/usr/sbin/{name}"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _plugin_dir() -> str:
@@ -106,8 +101,8 @@ class SlurmCluster:
                     "SlurmdParameters=config_overrides",
                     "ReturnToService=2",
                     f"KillWait={KILL_WAIT_S}",
-                    f"SlurmctldPort={_free_port()}",
-                    f"SlurmdPort={_free_port()}",
+                    f"SlurmctldPort={free_port()}",
+                    f"SlurmdPort={free_port()}",
                     f"StateSaveLocation={self.root / 'state'}",
                     f"SlurmdSpoolDir={self.root / 'spool'}",
                     f"SlurmctldPidFile={self.root / 'slurmctld.pid'}",
@@ -122,12 +117,14 @@ class SlurmCluster:
         )
         # One pretend GPU (no device file): enough for `--gres=gpu:1` jobs to be scheduled.
         (self.root / "gres.conf").write_text("NodeName=localhost Name=gpu File=/dev/null\n")
-        out = open(self.root / "log" / "daemons.out", "wb")
         conf = str(self.conf)
-        self.ctld = subprocess.Popen([_program("slurmctld"), "-D", "-f", conf], stdout=out, stderr=out, env=self.env)
-        self.slurmd = subprocess.Popen(
-            [_program("slurmd"), "-D", "-f", conf, "-N", "localhost"], stdout=out, stderr=out, env=self.env
-        )
+        with open(self.root / "log" / "daemons.out", "wb") as out:  # the daemons keep their own copies
+            self.ctld = subprocess.Popen(
+                [_program("slurmctld"), "-D", "-f", conf], stdout=out, stderr=out, env=self.env
+            )
+            self.slurmd = subprocess.Popen(
+                [_program("slurmd"), "-D", "-f", conf, "-N", "localhost"], stdout=out, stderr=out, env=self.env
+            )
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.ctld.poll() is not None or self.slurmd.poll() is not None:

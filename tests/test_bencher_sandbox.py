@@ -22,12 +22,13 @@ from pathlib import Path
 import pytest
 
 from bencher.sandbox import NOBODY_UID, Limits, Mount, Sandbox, SandboxError, SandboxRun
+from tests.conftest import skip_unless_required
 
 PROBE_SOURCES = Path(__file__).resolve().parent / "sandbox_probes"
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox tests check the uid drop, which needs root"),
-    pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap: apt-get install bubblewrap"),
+    skip_unless_required("needs bubblewrap: apt-get install bubblewrap" if shutil.which("bwrap") is None else ""),
     pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc to build the probes"),
 ]
 

@@ -22,6 +22,7 @@ from ops.demo import LEARNING_TARGET, STEPS, CpuPlan, bus_endpoints, config_text
 from tests.conftest import HPCRL, REPO, TEST_MODEL_CACHE
 from trainer.config import load_trainer_config
 from trainer.report import learning
+from trainer.steplog import read_log
 
 DEMO_TIMEOUT_S = 900
 """The default demo takes about 2-4 minutes here once the model is built (the fixture builds it)."""
@@ -48,8 +49,7 @@ def processes_mentioning(text: str) -> list[str]:
 
 
 def steps_logged(run_dir: Path) -> list[int]:
-    lines = (run_dir / "trainer" / "train.jsonl").read_text().splitlines()
-    return [json.loads(line)["step"] for line in lines]
+    return [record["step"] for record in read_log(run_dir / "trainer")]
 
 
 def test_demo_learns_from_real_measurements_and_stops_every_process(tiny_model: Path, tmp_path: Path) -> None:
@@ -66,7 +66,7 @@ def test_demo_learns_from_real_measurements_and_stops_every_process(tiny_model: 
     assert not processes_mentioning(str(run_dir))
 
     # Learning, recomputed from the trainer's own log: the summary reports what happened.
-    records = [json.loads(line) for line in (run_dir / "trainer" / "train.jsonl").read_text().splitlines()]
+    records = read_log(run_dir / "trainer")
     first5 = sum(r["gflops_mean"] for r in records[:5]) / 5
     last5 = sum(r["gflops_mean"] for r in records[-5:]) / 5
     assert summary["first5_mean_gflops"] == pytest.approx(first5, abs=1e-3)

@@ -15,7 +15,7 @@ import pytest
 
 from bus.client import BusClient
 from bus.schema import StageChange
-from tests.conftest import REPO, BusSite, Processes, free_port, wait_for
+from tests.conftest import REPO, BusSite, Processes, free_port, kill_all, wait_for
 from tests.test_reliability import client_for, wait_workers
 
 EXAMPLES = REPO / "examples"
@@ -75,10 +75,7 @@ def running() -> Any:
         return started[-1]
 
     yield start
-    for script in started:
-        if script.process.poll() is None:
-            script.process.kill()
-            script.process.wait(10)
+    kill_all([script.process for script in started])
 
 
 def submit_and_wait(site: BusSite, problems: list[str]) -> list[str]:

@@ -19,10 +19,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-from tests.conftest import BusSite, Processes, free_port
+from tests.conftest import BusSite, Processes, free_port, skip_unless_required
 from tests.prometheus_support import (
     DASHBOARDS,
     JOBS,
@@ -42,7 +41,7 @@ from tests.test_archive_daemon import start_archive
 from tests.test_bencher_daemon import bencher_env
 from tests.test_trainer_loop import TRAIN_SETTINGS
 
-needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool is not installed (Debian: prometheus)")
+needs_promtool = skip_unless_required("promtool is not installed (Debian: prometheus)" if PROMTOOL is None else "")
 BUILTIN_METRICS = {"up"}
 """Series Prometheus makes itself for every target."""
 SUFFIXES = {
@@ -163,7 +162,9 @@ def test_the_dashboard_is_well_formed_and_uses_the_provisioned_datasource() -> N
                 assert panel["targets"] and all(t["expr"] and t["refId"] for t in panel["targets"]), panel["title"]
 
 
-@pytest.mark.skipif(PROMETHEUS is None or PROMTOOL is None, reason="prometheus is not installed (Debian: prometheus)")
+@skip_unless_required(
+    "prometheus is not installed (Debian: prometheus)" if PROMETHEUS is None or PROMTOOL is None else ""
+)
 def test_every_dashboard_and_rule_query_finds_its_series_in_a_running_system(
     site: BusSite, processes: Processes, tiny_model: Path
 ) -> None:

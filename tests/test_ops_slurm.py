@@ -15,12 +15,12 @@ import pytest
 
 from bus.schema import Result, Verdict
 from tests.bencher_support import SANDBOX_UID
-from tests.conftest import REPO, BusSite, Processes, wait_for
+from tests.conftest import REPO, BusSite, Processes, skip_unless_required, wait_for
 from tests.slurm_support import SlurmCluster, alive, job_processes, slurm_missing
 from tests.test_bencher_daemon import NAIVE, SLOW, bencher_env
 from tests.test_reliability import client_for, journaled_results, wait_workers
 
-pytestmark = pytest.mark.skipif(bool(slurm_missing()), reason=slurm_missing() or "SLURM present")
+pytestmark = skip_unless_required(slurm_missing())
 
 SLURM_DIR = REPO / "ops" / "slurm"
 BENCHER_SBATCH = SLURM_DIR / "bencher.sbatch"

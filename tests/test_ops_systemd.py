@@ -26,7 +26,7 @@ import pytest
 from bencher.config import BencherConfig
 from bencher.sandbox import DRAIN_GRACE_S, SETUP_GRACE_S
 from ops.cli import SUBCOMMANDS
-from tests.conftest import REPO, free_port, kill_all, wait_for
+from tests.conftest import REPO, free_port, kill_all, tool_missing, wait_for
 
 UNIT_DIR = REPO / "ops" / "systemd"
 INSTALLED_HPCRL = "/opt/hpcrl/.venv/bin/hpcrl"
@@ -123,14 +123,14 @@ def local_hpcrl() -> Path:
     """This venv's `hpcrl` console script: the executable that stands in for the installed one."""
     path = Path(sys.executable).parent / "hpcrl"
     if not path.is_file():
-        pytest.skip(f"{path} does not exist: install the project into the venv (pip install -e .)")
+        tool_missing(f"{path} does not exist: install the project into the venv (pip install -e .)")
     return path
 
 
 def systemd_analyze() -> str:
     path = shutil.which("systemd-analyze")
     if path is None:
-        pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
+        tool_missing("systemd-analyze is not installed (apt-get install systemd)")
     return path
 
 

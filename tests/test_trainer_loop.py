@@ -99,6 +99,9 @@ def test_a_trainer_killed_mid_run_resumes_from_its_last_checkpoint_and_logs_each
     assert "event=resumed" in log_of(site, "train")
     # The resumed run submitted the checkpoint's pending batch as it was: the same candidate ids.
     wait_for(lambda: set(stored_ids(site)) >= set(pending), 30, "the pending batch's results in the archive")
+    # ... and no other batch for that step (the killed run may have submitted these ids already).
+    pending_step = f"-s{resumed_from['pending']['step']}-"
+    assert {cid for cid in stored_ids(site) if pending_step in cid} == set(pending)
 
 
 def test_stage_events_change_the_prompts_of_the_next_batches(
