@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from bencher.config import BencherConfig
+from tests.proc_support import cmdline, descends_from, pids, uid
 
 SANDBOX_UID = 65534
 CORPUS = Path(__file__).parent / "bencher_corpus"
@@ -45,33 +46,7 @@ def sandbox_processes(ancestor: int | None = None) -> list[str]:
     `ancestor` (default: this process, which the sandbox makes their subreaper). Other test runs
     on the same machine are not counted."""
     ancestor = os.getpid() if ancestor is None else ancestor
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        status = _status(int(entry.name))
-        uid = re.search(r"^Uid:\s+(\d+)", status, re.MULTILINE)
-        if uid and int(uid.group(1)) == SANDBOX_UID and _descends_from(int(entry.name), ancestor):
-            found.append(f"{entry.name}: {status.splitlines()[0]}")
-    return found
-
-
-def _status(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return ""
-
-
-def _descends_from(pid: int, ancestor: int) -> bool:
-    for _ in range(64):
-        parent = re.search(r"^PPid:\s+(\d+)", _status(pid), re.MULTILINE)
-        if not parent or int(parent.group(1)) <= 1:
-            return False
-        pid = int(parent.group(1))
-        if pid == ancestor:
-            return True
-    return False
+    return [f"{pid}: {cmdline(pid)}" for pid in pids() if uid(pid) == SANDBOX_UID and descends_from(pid, ancestor)]
 
 
 def temp_dirs() -> set[str]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ops.processes import free_port
+from tests.proc_support import cmdline, descendants, pids
 
 READY_TIMEOUT_S = 30.0
 """Bound on the daemons' start (measured here: about 1 s)."""
@@ -196,8 +197,8 @@ class SlurmCluster:
         """slurmstepd processes of this cluster (they keep its log file open)."""
         mine = str(self.root)
         found = []
-        for pid in _pids():
-            if _cmdline(pid).startswith("slurmstepd"):
+        for pid in pids():
+            if cmdline(pid).startswith("slurmstepd"):
                 fds = Path(f"/proc/{pid}/fd")
                 try:
                     if any(os.readlink(fd).startswith(mine) for fd in fds.iterdir()):
@@ -215,7 +216,7 @@ class SlurmCluster:
                 killed.append(f"jobs still queued after {DRAIN_QUEUE_TIMEOUT_S} s: {self.queue()}")
         for pid in self.stepd_pids():  # only after a failure: a step that outlived its job
             for victim in [*descendants(pid), pid]:
-                killed.append(f"{victim} {_cmdline(victim)[:80]}")
+                killed.append(f"{victim} {cmdline(victim)[:80]}")
                 _kill(victim)
         for daemon in (self.slurmd, self.ctld):
             if daemon is not None and daemon.poll() is None:
@@ -232,26 +233,6 @@ class SlurmCluster:
         return killed
 
 
-def _pids() -> list[int]:
-    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
-
-
-def _parent(pid: int) -> int:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    match = re.search(r"^PPid:\s+(\d+)", status, re.MULTILINE)
-    return int(match.group(1)) if match else 0
-
-
 def _kill(pid: int) -> None:
     try:
         os.kill(pid, signal.SIGKILL)
@@ -259,33 +240,10 @@ def _kill(pid: int) -> None:
         pass
 
 
-def alive(pid: int) -> bool:
-    """True unless the process is gone or a zombie."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return not re.search(r"^State:\s+Z", status, re.MULTILINE)
-
-
-def descendants(ancestor: int) -> list[int]:
-    """Every live process below `ancestor` in the process tree."""
-    children: dict[int, list[int]] = {}
-    for pid in _pids():
-        children.setdefault(_parent(pid), []).append(pid)
-    found: list[int] = []
-    todo = [ancestor]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return [pid for pid in found if alive(pid)]
-
-
 def job_processes(cluster: SlurmCluster, job_id: str) -> dict[int, str]:
     """pid -> command line of every process a job's steps run (the steps' slurmstepd descendants)."""
     found: dict[int, str] = {}
     for stepd in cluster.stepd_pids():
-        if re.search(rf"\[{re.escape(job_id)}\.", _cmdline(stepd)):
-            found.update({pid: _cmdline(pid) for pid in descendants(stepd)})
+        if re.search(rf"\[{re.escape(job_id)}\.", cmdline(stepd)):
+            found.update({pid: cmdline(pid) for pid in descendants(stepd)})
     return found

@@ -4,6 +4,7 @@ input gets a clear error. Plus the demo's pieces: the CPU plan, its config file,
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -11,6 +12,7 @@ import queue
 import signal
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,38 +22,35 @@ from bencher.config import BencherConfig
 from bus.config import load_config, read_toml, section
 from ops.demo import LEARNING_TARGET, STEPS, CpuPlan, bus_endpoints, config_text
 from tests.conftest import HPCRL, REPO, TEST_MODEL_CACHE
+from tests.proc_support import mentioning, pids_mentioning
 from trainer.config import load_trainer_config
 from trainer.report import learning
 from trainer.steplog import read_log
 
-DEMO_TIMEOUT_S = 900
-"""The default demo takes about 2-4 minutes here once the model is built (the fixture builds it)."""
+DEMO_TIMEOUT_S = 600
+"""The default demo takes about 2-4 minutes here once the model is built (at test collection)."""
 STEP_LINE_TIMEOUT_S = 300
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers(tmp_path: Path) -> Iterator[None]:
+    """Whatever a demo left running when a test failed or timed out (its children carry the run dir, under
+    tmp_path, in their command lines): killed, so no bus or bencher outlives the test."""
+    yield
+    for pid in pids_mentioning(str(tmp_path)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def demo(run_dir: Path, *args: str) -> list[str]:
     return [*HPCRL, "demo", "--run-dir", str(run_dir), "--model-cache", str(TEST_MODEL_CACHE), *args]
 
 
-def processes_mentioning(text: str) -> list[str]:
-    """Command lines of live processes that mention `text` (our children carry the run dir in theirs)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline:
-            found.append(cmdline)
-    return found
-
-
 def steps_logged(run_dir: Path) -> list[int]:
     return [record["step"] for record in read_log(run_dir / "trainer")]
 
 
+@pytest.mark.timeout(DEMO_TIMEOUT_S + 60)
 def test_demo_learns_from_real_measurements_and_stops_every_process(tiny_model: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     done = subprocess.run(demo(run_dir), cwd=REPO, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S)
@@ -63,7 +62,7 @@ def test_demo_learns_from_real_measurements_and_stops_every_process(tiny_model: 
     assert summary["steps"] == summary["steps_planned"] == STEPS
     assert steps_logged(run_dir) == list(range(1, STEPS + 1))
     assert set(summary["exit_codes"]) >= {"bus", "archive", "trainer"} and not any(summary["exit_codes"].values())
-    assert not processes_mentioning(str(run_dir))
+    assert not mentioning(str(run_dir))
 
     # Learning, recomputed from the trainer's own log: the summary reports what happened.
     records = read_log(run_dir / "trainer")
@@ -101,6 +100,7 @@ def test_demo_learns_from_real_measurements_and_stops_every_process(tiny_model: 
     assert "stage 1 -> 2" in done.stdout
 
 
+@pytest.mark.timeout(STEP_LINE_TIMEOUT_S + 120 + DEMO_TIMEOUT_S + 60)
 def test_ctrl_c_stops_every_process_and_a_second_run_resumes_without_repeating_a_step(
     tiny_model: Path, tmp_path: Path
 ) -> None:
@@ -109,13 +109,21 @@ def test_ctrl_c_stops_every_process_and_a_second_run_resumes_without_repeating_a
     process = subprocess.Popen(
         demo(run_dir, "--steps", steps), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout or []], daemon=True)
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        for line in process.stdout or []:
+            lines.put(line)
+        lines.put(None)  # the end of the output: the demo has exited
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    seen = []
+    seen: list[str] = []
     try:
         while not any(line.strip().startswith("step    3/") for line in seen):
-            seen.append(lines.get(timeout=STEP_LINE_TIMEOUT_S))
+            line = lines.get(timeout=STEP_LINE_TIMEOUT_S)
+            assert line is not None, "the demo ended before its third step:\n" + "".join(seen)[-3000:]
+            seen.append(line)
         process.send_signal(signal.SIGINT)
         assert process.wait(120) == 1
     finally:
@@ -128,7 +136,7 @@ def test_ctrl_c_stops_every_process_and_a_second_run_resumes_without_repeating_a
     assert summary["error"] == "interrupted", output
     assert set(summary["exit_codes"]) >= {"bus", "archive", "trainer"}
     assert summary["exit_codes"]["trainer"] == 0, "the trainer stopped between steps and checkpointed"
-    assert not processes_mentioning(str(run_dir))
+    assert not mentioning(str(run_dir))
     made = steps_logged(run_dir)
     assert 3 <= len(made) < 12 and made == list(range(1, len(made) + 1))
 
@@ -142,7 +150,7 @@ def test_ctrl_c_stops_every_process_and_a_second_run_resumes_without_repeating_a
     assert not summary.get("error") and not any(summary["exit_codes"].values())
     # 12 steps may or may not show learning; the exit status says which.
     assert again.returncode == (0 if summary["learned"] else 1)
-    assert not processes_mentioning(str(run_dir))
+    assert not mentioning(str(run_dir))
 
 
 def test_a_model_directory_that_is_not_a_model_is_refused_before_anything_starts(tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ import pytest
 from bus.schema import Result, Verdict
 from tests.bencher_support import SANDBOX_UID
 from tests.conftest import REPO, BusSite, Processes, skip_unless_required, wait_for
-from tests.slurm_support import SlurmCluster, alive, job_processes, slurm_missing
+from tests.proc_support import alive, uid
+from tests.slurm_support import SlurmCluster, job_processes, slurm_missing
 from tests.test_bencher_daemon import NAIVE, SLOW, bencher_env
 from tests.test_reliability import client_for, journaled_results, wait_workers
 
@@ -76,15 +77,7 @@ def started_cpus(output: str) -> dict[str, str]:
 
 def sandboxed(processes: dict[int, str]) -> list[int]:
     """The processes among `processes` that run as the sandbox uid (bwrap, the candidate)."""
-    found = []
-    for pid in processes:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        if re.search(rf"^Uid:\s+{SANDBOX_UID}\b", status, re.MULTILINE):
-            found.append(pid)
-    return found
+    return [pid for pid in processes if uid(pid) == SANDBOX_UID]
 
 
 def test_an_array_of_pinned_benchers_takes_candidates_and_reports_its_slurm_job(
