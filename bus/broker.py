@@ -8,6 +8,7 @@ published that a crash could lose) -> hand queued candidates to workers with cre
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket as pysocket
@@ -32,6 +33,7 @@ from bus.schema import (
     Event,
     FetchReply,
     FetchRequest,
+    FrameError,
     Heartbeat,
     Message,
     PeerState,
@@ -192,7 +194,7 @@ class Broker:
                 metrics.drop_frame("framing", f"{len(frames) - 1} frames from a peer, expected 1")
                 continue
             identity, payload = frames
-            message = decode_counted(payload)
+            message = decode_counted(payload, functools.partial(self._refuse, identity))
             if message is None:
                 continue
             peer = self.peers.get(identity)
@@ -367,6 +369,16 @@ class Broker:
 
     def _ack(self, peer: Peer, message: Message, status: AckStatus, bus_seq: int = 0) -> None:
         self.acks.setdefault(peer.identity, []).append(AckEntry(ref=message.id, status=status, bus_seq=bus_seq))
+
+    def _refuse(self, identity: bytes, error: FrameError) -> None:
+        """Answer a malformed message with a `rejected` ack entry giving the decoder's reason, so its
+        sender stops re-sending it and can tell its owner why. Possible only when the frame names itself
+        with a usable `id`; anything else stays dropped without an answer (counted and logged)."""
+        if not error.ref or error.reason not in ("invalid", "unknown_kind"):
+            return
+        reason = f"{error.reason}: {error.detail}"[: protocol.MAX_REFUSAL_REASON_CHARS]
+        self.acks.setdefault(identity, []).append(AckEntry(ref=error.ref, status=AckStatus.REJECTED, reason=reason))
+        metrics.REFUSALS_SENT.inc(error.kind or "unknown")
 
     def _flush(self) -> None:
         """Commit the journal, then send everything that had to wait for the commit."""

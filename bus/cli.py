@@ -18,6 +18,7 @@ from bus.schema import MAX_SOURCE_BYTES, Result, Verdict
 
 if TYPE_CHECKING:
     from bus.client import BusClient
+    from bus.stream import EventsLost
 
 PROBLEM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 """What a problem name may be (it becomes a topic, `result.<problem>`; docs/protocol.md 3.3)."""
@@ -71,7 +72,10 @@ def run_broker(argv: list[str]) -> int:
 
 def tail(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="hpcrl tail", description="Print events from the bus as JSON lines (one event per line)."
+        prog="hpcrl tail",
+        description="Print events from the bus as JSON lines (one event per line). Events lost for good (evicted "
+        "from the broker's journal before tail could fetch them, e.g. --since older than the journal keeps) are "
+        "reported on stderr as they are found, and tail carries on. Exit status: 0, or 3 when events were lost.",
     )
     add_config_arguments(parser)
     parser.add_argument(
@@ -93,7 +97,7 @@ def tail(argv: list[str]) -> int:
 
     stop = []
     on_stop_signal(lambda: stop.append(True))
-    printed = 0
+    printed = lost = 0
     with BusClient(
         config.bus, config.client, name=args.name, subscribe=args.topic or [""], since=args.since, results=False
     ) as bus:
@@ -104,6 +108,9 @@ def tail(argv: list[str]) -> int:
                 events = [event for event in events if event.bus_seq]
             if events:
                 last_event_at = time.monotonic()
+            for loss in bus.take_losses():
+                lost += loss.count
+                print(loss_line(loss), file=sys.stderr, flush=True)
             for event in events:
                 print(json.dumps({"topic": event.topic, **to_json_dict(event)}), flush=True)
                 printed += 1
@@ -111,7 +118,25 @@ def tail(argv: list[str]) -> int:
                     break
             if args.idle_exit_s is not None and time.monotonic() - last_event_at >= args.idle_exit_s:
                 break
-    return 0
+        for loss in bus.take_losses():
+            lost += loss.count
+            print(loss_line(loss), file=sys.stderr, flush=True)
+    return TAIL_EVENTS_LOST if lost else 0
+
+
+TAIL_EVENTS_LOST = 3
+"""`hpcrl tail`'s exit status when it reported lost events (it prints everything it still could)."""
+
+
+def loss_line(loss: EventsLost) -> str:
+    """What `hpcrl tail` says on stderr about events it can never print."""
+    where = f"of {loss.topic}" if loss.topic else "of the followed topics"
+    how_many = f"{loss.count}" if loss.exact else f"up to {loss.count}"
+    return (
+        f"hpcrl tail: {how_many} event(s) lost {where}: bus_seq {loss.after_bus_seq + 1} to {loss.through_bus_seq} "
+        "were evicted from the broker's journal before tail could fetch them (resume from a more recent --since, "
+        "or raise broker.journal_max_events)"
+    )
 
 
 def submit(argv: list[str]) -> int:

@@ -26,8 +26,9 @@ from typing import Any, TypeVar
 from bus import metrics, protocol
 from bus.config import BusConfig, ClientConfig
 from bus.connection import Connection
-from bus.outbox import Outbox
+from bus.outbox import FailedMessage, Outbox
 from bus.schema import (
+    MAX_DETAIL_CHARS,
     Ack,
     AckStatus,
     Candidate,
@@ -42,7 +43,7 @@ from bus.schema import (
     Verdict,
     kind_of,
 )
-from bus.stream import EventStream, decode_fetched
+from bus.stream import EventsLost, EventStream, decode_fetched
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,9 @@ class PendingCandidate:
     """The message last sent for it (its `attempt` counts the sends that timed out)."""
     sent_at: float
     acked: bool = False
+    sends: int = 0
+    """Sends of this message that reached a connected broker without an ack (bounded by
+    protocol.MAX_UNACKED_SENDS)."""
 
 
 class BusClient:
@@ -87,6 +91,10 @@ class BusClient:
             heartbeat_state=lambda: (PeerState.BUSY if self.pending else PeerState.IDLE, []),
         )
         self.pending: dict[str, PendingCandidate] = {}
+        self.failed: deque[FailedMessage] = deque()
+        """Published events (and releases) the broker will never take: refused, or never acknowledged."""
+        self.losses: deque[EventsLost] = deque()
+        """Holes in the subscribed topics that can no longer be filled (journal retention)."""
         self._message_to_candidate: dict[str, str] = {}
         self._completion_order: list[str] = []
         """Candidate ids completed since the last wait_results() call (saves rescanning)."""
@@ -96,7 +104,7 @@ class BusClient:
         self.finished: OrderedDict[str, None] = OrderedDict()
         """Ids of the last COMPLETED_MEMORY finished candidates, to recognise duplicate results
         without keeping their (large) results alive."""
-        self.outbox = Outbox(self.conn.send, self.cfg.ack_timeout_s)
+        self.outbox = Outbox(self.conn.send, self.cfg.ack_timeout_s, on_failed=self.failed.append)
         self.events: deque[Event] = deque()
         self._lookups: dict[str, str] = {}  # fetch id -> candidate id, for results journaled earlier
         self._snapshots: dict[str, list[Event] | None] = {}
@@ -104,7 +112,9 @@ class BusClient:
         self._broker_event_heartbeat: Heartbeat | None = None
         self.stream: EventStream | None = None
         if stream_prefixes:
-            self.stream = EventStream(tuple(sorted(set(stream_prefixes))), since, self._send_fetch, self._deliver)
+            self.stream = EventStream(
+                tuple(sorted(set(stream_prefixes))), since, self._send_fetch, self._deliver, self.losses.append
+            )
 
     def __enter__(self) -> BusClient:
         return self
@@ -163,9 +173,9 @@ class BusClient:
         )
         if candidate.candidate_id in self.pending or candidate.candidate_id in self.finished:
             raise ValueError(f"candidate id {candidate.candidate_id!r} was already submitted by this client")
-        self.pending[candidate.candidate_id] = PendingCandidate(candidate, time.monotonic())
+        pending = self.pending[candidate.candidate_id] = PendingCandidate(candidate, time.monotonic())
         self._message_to_candidate[candidate.id] = candidate.candidate_id
-        self.conn.send(candidate)
+        self._send_candidate(pending)
         metrics.PENDING_CANDIDATES.set(len(self.pending))
         return candidate
 
@@ -229,6 +239,22 @@ class BusClient:
         self.events.clear()
         return events
 
+    def take_losses(self) -> list[EventsLost]:
+        """Events of the subscribed topics lost for good since the last call (evicted from the broker's
+        journal before this client fetched them), each with its range of bus_seq; already logged and
+        counted in hpcrl_bus_events_lost_total. A consumer that must not miss anything checks this."""
+        losses = list(self.losses)
+        self.losses.clear()
+        return losses
+
+    def take_failed(self) -> list[FailedMessage]:
+        """Published events the broker refused (`rejected`, with its reason) or never acknowledged
+        after protocol.MAX_UNACKED_SENDS sends (`unacknowledged`), since the last call. They are no
+        longer re-sent; `flush()` does not wait for them. Candidates fail through their result instead."""
+        failed = list(self.failed)
+        self.failed.clear()
+        return failed
+
     def latest(self, prefixes: Iterable[str], timeout_s: float) -> list[Event] | None:
         """The newest journaled event of every topic matching the prefixes (e.g. the current stage of
         every problem), or None if the broker did not answer within timeout_s."""
@@ -268,10 +294,14 @@ class BusClient:
         request = self.conn.stamper.make(FetchRequest, **fields)
         return request if self.conn.send(request) else None
 
+    def _send_candidate(self, pending: PendingCandidate) -> None:
+        pending.sent_at = time.monotonic()
+        if self.conn.send(pending.candidate):
+            pending.sends += 1
+
     def _on_connect(self) -> None:
         for pending in self.pending.values():
-            pending.sent_at = time.monotonic()
-            self.conn.send(pending.candidate)
+            self._send_candidate(pending)
             metrics.RESENDS.labels("reconnect").inc()
         self.outbox.resend_all()
         if self.stream is not None:
@@ -286,12 +316,13 @@ class BusClient:
             metrics.drop_frame("unexpected", f"{kind_of(message)} sent to a client")
 
     def _on_ack(self, ack: Ack) -> None:
-        for message, entry in self.outbox.acknowledge(ack.entries):
-            if entry.status is AckStatus.REJECTED:
-                log.error("broker rejected message kind=%s reason=%s", kind_of(message), entry.reason)
+        self.outbox.acknowledge(ack.entries)  # a refusal lands in self.failed through on_failed
         for entry in ack.entries:
             pending = self._pending_by_message_id(entry.ref)
             if pending is None:
+                continue
+            if entry.status is AckStatus.REJECTED:
+                self._fail(pending.candidate, "rejected", f"the broker refused the candidate: {entry.reason}")
                 continue
             pending.acked = True
             if entry.status is AckStatus.DONE:
@@ -354,8 +385,15 @@ class BusClient:
         for pending in list(self.pending.values()):
             age = now - pending.sent_at
             if not pending.acked and age > self.cfg.ack_timeout_s:
-                pending.sent_at = now
-                self.conn.send(pending.candidate)
+                if pending.sends >= protocol.MAX_UNACKED_SENDS:
+                    detail = (
+                        f"the broker never acknowledged the candidate after {pending.sends} sends of "
+                        f"{self.cfg.ack_timeout_s:g} s each (it drops what it cannot read: see its log's "
+                        "dropped frame lines)"
+                    )
+                    self._fail(pending.candidate, "unacknowledged", detail)
+                    continue
+                self._send_candidate(pending)
                 metrics.RESENDS.labels("ack_timeout").inc()
             elif pending.acked and age > self.cfg.result_timeout_s:
                 self._retry_or_give_up(pending, now)
@@ -368,8 +406,8 @@ class BusClient:
         retry = self.conn.stamper.remake(candidate, attempt=candidate.attempt + 1)
         self._message_to_candidate.pop(candidate.id, None)
         self._message_to_candidate[retry.id] = retry.candidate_id
-        pending.candidate, pending.sent_at, pending.acked = retry, now, False
-        self.conn.send(retry)
+        pending.candidate, pending.acked, pending.sends = retry, False, 0
+        self._send_candidate(pending)
         metrics.RESENDS.labels("result_timeout").inc()
         log.warning("no result in time candidate=%s attempt=%d", retry.candidate_id, retry.attempt)
 
@@ -383,4 +421,16 @@ class BusClient:
         # Journaled too, so consumers see the loss; if a real result won the race the broker keeps
         # that one and ours is dropped as a duplicate.
         result = self.publish(Result, **Result.for_candidate(candidate, verdict=Verdict.INFRA_ERROR, detail=detail))
+        self._complete(result)
+
+    def _fail(self, candidate: Candidate, status: str, detail: str) -> None:
+        """The broker will never queue this candidate (it refused it, or never acknowledged it): complete
+        it here with an infra_error result saying why. Not published: the broker would refuse a result
+        carrying the same fields, and nobody else knows the candidate."""
+        log.error("candidate failed candidate=%s status=%s detail=%s", candidate.candidate_id, status, detail[:300])
+        metrics.MESSAGES_FAILED.labels(status).inc()
+        metrics.CANDIDATES_GIVEN_UP.inc()
+        result = self.conn.stamper.make(
+            Result, **Result.for_candidate(candidate, verdict=Verdict.INFRA_ERROR, detail=detail[:MAX_DETAIL_CHARS])
+        )
         self._complete(result)

@@ -204,13 +204,16 @@ class Connection:
         self.broker_heartbeat = heartbeat
 
 
-def decode_counted(payload: bytes) -> Message | None:
+def decode_counted(payload: bytes, on_error: Callable[[FrameError], None] | None = None) -> Message | None:
     """Decode a received frame, counting it by kind (and any extra fields); a frame that is not a
-    usable message is counted by reason, logged (rate-limited) and answered with None."""
+    usable message is counted by reason, logged (rate-limited), passed to `on_error` (the broker
+    answers it) and answered with None."""
     try:
         message = decode(payload)
     except FrameError as error:
         metrics.drop_frame(error.reason, error.detail)
+        if on_error is not None:
+            on_error(error)
         return None
     metrics.MESSAGES_RECEIVED.inc(kind_of(message))
     if extra_field_names(payload, message):

@@ -63,6 +63,18 @@ DUPLICATES_DROPPED = HotCounter(
     _KIND_LABELS,
 )
 RESENDS = Counter("hpcrl_bus_resends_total", "Messages re-sent, by reason.", ["reason"])
+MESSAGES_FAILED = Counter(
+    "hpcrl_bus_messages_failed_total",
+    "Messages this sender gave up on, by status (rejected: the broker refused it; unacknowledged: no ack "
+    "after MAX_UNACKED_SENDS sends); each is reported to its owner.",
+    ["status"],
+)
+REFUSALS_SENT = HotCounter(
+    "hpcrl_bus_refusals_sent_total",
+    "Malformed messages the broker answered with a `rejected` ack entry, by the kind they claimed.",
+    "kind",
+    _KIND_LABELS,
+)
 PENDING_CANDIDATES = Gauge(
     "hpcrl_bus_pending_candidates", "Candidates this submitter has sent and holds until their result arrives."
 )
@@ -108,6 +120,8 @@ for _reason in FRAME_ERROR_REASONS:
     MALFORMED_FRAMES.labels(_reason)
 for _reason in ("ack_timeout", "result_timeout", "reconnect"):
     RESENDS.labels(_reason)
+for _status in ("rejected", "unacknowledged"):
+    MESSAGES_FAILED.labels(_status)
 for _reason in ("worker_lost", "released"):
     REDISPATCHES.labels(_reason)
 for _reason in ("auth", "protocol"):

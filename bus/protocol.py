@@ -22,3 +22,11 @@ STAGE_TOPIC_PREFIX: Final = "stage."
 ARCHIVE_TOPIC_PREFIX: Final = "archive."
 HEARTBEAT_TOPIC_PREFIX: Final = "heartbeat."
 BROKER_HEARTBEAT_TOPIC: Final = "heartbeat.broker"
+
+MAX_UNACKED_SENDS: Final = 10
+"""Sends of one message (candidate, event, release) to a connected broker without any ack, after which
+the sender gives up on it and reports it failed to its owner (with the ack timeout of 5 s: 50 s). A broker
+acknowledges within one loop turn, so this only ends messages it drops without a word: frames it cannot
+name in a refusal, or an older broker that never refuses."""
+MAX_REFUSAL_REASON_CHARS: Final = 1000
+"""Longest `reason` the broker writes in a `rejected` ack entry (the decoder's message, cut)."""

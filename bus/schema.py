@@ -22,12 +22,14 @@ changing a type or changing a meaning bumps it. Readers drop messages of any oth
 
 # A problem name ends up inside topics (`result.<problem>`), so it may not contain a dot.
 ProblemName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
-Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+MAX_IDENTIFIER_CHARS: Final = 200
+Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_IDENTIFIER_CHARS)]
 # Sequence numbers and counts must fit SQLite's and most languages' signed 64-bit integers.
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 ProblemSize = Annotated[int, msgspec.Meta(gt=0, le=2**31 - 1)]
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0.0)]
 MAX_SOURCE_BYTES: Final = 256 * 1024
+MAX_DETAIL_CHARS: Final = 4096
 SourceCode = Annotated[str, msgspec.Meta(max_length=MAX_SOURCE_BYTES)]
 
 
@@ -149,7 +151,7 @@ class Result(Event, frozen=True, kw_only=True, tag="result"):
     repetitions: NonNegativeInt = 0
     compile_s: NonNegativeFloat = 0.0
     run_s: NonNegativeFloat = 0.0
-    detail: Annotated[str, msgspec.Meta(max_length=4096)] = ""
+    detail: Annotated[str, msgspec.Meta(max_length=MAX_DETAIL_CHARS)] = ""
     bencher_id: str = ""
     host: str = ""
     slurm_job_id: str = ""
@@ -422,12 +424,16 @@ M = TypeVar("M", bound=Message)
 
 
 class FrameError(Exception):
-    """A frame that is not a message this reader can use. `reason` is one of FRAME_ERROR_REASONS."""
+    """A frame that is not a message this reader can use. `reason` is one of FRAME_ERROR_REASONS.
+    `ref` and `kind` are the frame's `id` and `kind` when it is a map that carries them as usable
+    strings (so the broker can name the message in a refusal), else empty."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, ref: str = "", kind: str = "") -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.ref = ref
+        self.kind = kind
 
 
 FRAME_ERROR_REASONS: Final = ("not_msgpack", "invalid", "unknown_kind", "version", "framing", "unexpected")
@@ -439,6 +445,7 @@ frame count or junk on the event socket; unexpected: a valid message sent where 
 class _EnvelopeProbe(msgspec.Struct):
     kind: object = None
     v: object = None
+    id: object = None
 
 
 # What msgspec raises for bytes that are not (sane) msgpack: malformed input, invalid UTF-8 in a
@@ -496,11 +503,13 @@ def _classify(frame: bytes | memoryview, error: msgspec.ValidationError) -> Fram
         probe = _probe_decoder.decode(frame)
     except (msgspec.ValidationError, *_UNDECODABLE):
         return FrameError("invalid", str(error))
+    ref = probe.id if isinstance(probe.id, str) and 0 < len(probe.id) <= MAX_IDENTIFIER_CHARS else ""
+    kind = probe.kind if isinstance(probe.kind, str) and probe.kind in KINDS else ""
     if probe.v is not None and probe.v != SCHEMA_VERSION:
         return FrameError("version", f"schema version {probe.v!r}, this reader speaks {SCHEMA_VERSION}")
     if isinstance(probe.kind, str) and probe.kind not in KINDS:
-        return FrameError("unknown_kind", f"kind {probe.kind!r}")
-    return FrameError("invalid", str(error))
+        return FrameError("unknown_kind", f"kind {probe.kind!r}", ref=ref)
+    return FrameError("invalid", str(error), ref=ref, kind=kind)
 
 
 def to_json_dict(message: Message) -> dict[str, object]:

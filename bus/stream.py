@@ -8,6 +8,11 @@ way are held back and delivered afterwards, de-duplicated by topic_seq.
 
 Order: per topic, delivery follows topic_seq. Across topics, a recovered event can arrive after
 newer events of other topics.
+
+Loss: events the journal evicted before we fetched them can never be delivered. Each such hole is
+logged, counted in hpcrl_bus_events_lost_total and handed to the owner as an EventsLost record, the
+range of journal positions lost included; a replay from `since` that starts inside the evicted range
+is such a hole too (docs/protocol.md 8.4).
 """
 
 from __future__ import annotations
@@ -42,6 +47,24 @@ def decode_fetched(reply: FetchReply) -> list[Event]:
     return events
 
 
+@dataclass(frozen=True)
+class EventsLost:
+    """Journaled events this subscriber will never receive: the broker's journal evicted them before
+    it fetched them. Handed to the stream's owner as data (besides the log line and the metric)."""
+
+    topic: str
+    """The topic, or "" when the loss spans every subscribed topic: a replay from `since` that starts
+    inside the evicted range (the journal no longer says which topics the evicted events had)."""
+    after_bus_seq: int
+    through_bus_seq: int
+    """The lost events lie in after_bus_seq < bus_seq <= through_bus_seq."""
+    count: int
+    """How many events were lost: exactly, when `exact`; else at most this many."""
+    exact: bool = True
+    """False only for a replay from `since` filtered by topic prefix: the evicted positions may have
+    held events of other topics."""
+
+
 @dataclass
 class TopicPosition:
     topic_seq: int
@@ -55,13 +78,16 @@ class EventStream:
         since: int | None,
         send_fetch: Callable[..., FetchRequest | None],
         deliver: Callable[[Event, bool], None],
+        on_loss: Callable[[EventsLost], None] | None = None,
     ) -> None:
         """`since=None` starts at the journal's current head; `since=N` replays everything after N.
         `send_fetch(**fields)` sends a FetchRequest and returns it (None if it could not be sent);
-        `deliver(event, recovered)` receives each event once."""
+        `deliver(event, recovered)` receives each event once; `on_loss(lost)` each hole that can no
+        longer be filled (after it was logged and counted)."""
         self.prefixes = prefixes
         self._send_fetch = send_fetch
         self._deliver = deliver
+        self._on_loss = on_loss
         self.positions: dict[str, TopicPosition] = {}
         self.base_bus_seq = since or 0
         """Topics not in `positions` are complete up to this bus_seq."""
@@ -77,6 +103,13 @@ class EventStream:
         self._refetch_from: int | None = None
         """Set when a fetched event shows a hole older than the fetch's start."""
         self._held: deque[Event] = deque()
+        self._replay_evicted_through: int | None = None
+        """A replay from since > 0: the first reply's evicted_through, once it is above `since`."""
+        self._replay_first_topic_seq: dict[str, int] = {}
+        """A replay from since > 0: topic_seq of the first event delivered per topic."""
+        self._replay_retained = 0
+        """A replay from since > 0: events delivered whose bus_seq lies in the evicted range (kept
+        because each was its topic's newest when retention ran)."""
         self._request(after=self.base_bus_seq, limit=0 if since is None else FETCH_PAGE_EVENTS)
 
     # ------------------------------------------------------------ inputs
@@ -98,8 +131,13 @@ class EventStream:
         if self._fetch is None or reply.ref != self._fetch.id:
             return False
         self._fetch = self._wanted = None
+        replaying = not self.synced and self.base_bus_seq > 0
+        if replaying and self._replay_evicted_through is None and reply.evicted_through > self.base_bus_seq:
+            self._replay_evicted_through = reply.evicted_through
         for event in decode_fetched(reply):
             if event.topic.startswith(self.prefixes):
+                if replaying and event.bus_seq <= (self._replay_evicted_through or 0):
+                    self._replay_retained += 1
                 self._apply_recovered(event, reply.evicted_through)
         if not reply.complete:
             self._request(after=reply.upto_bus_seq, limit=FETCH_PAGE_EVENTS, new_chain=False)
@@ -111,6 +149,7 @@ class EventStream:
             return True
         if not self.synced:
             self.synced = True
+            self._report_replay_loss()
             self.base_bus_seq = reply.upto_bus_seq
         self.verified_through = max(self.verified_through, reply.upto_bus_seq)
         held, self._held = self._held, deque()
@@ -138,7 +177,8 @@ class EventStream:
             if position.bus_seq < self._chain_start:
                 self._refetch_after(position.bus_seq)
                 continue
-            self._count_lost(topic, head - position.topic_seq, reply.evicted_through)
+            through = min(reply.evicted_through, reply.upto_bus_seq)
+            self._count_lost(EventsLost(topic, position.bus_seq, through, head - position.topic_seq))
             position.topic_seq = head
             position.bus_seq = reply.upto_bus_seq
 
@@ -176,7 +216,10 @@ class EventStream:
             # First sync from `since`: a topic may start anywhere, except that a replay of the whole
             # journal (since=0) that misses a topic's first events lost them to retention.
             if self.base_bus_seq == 0 and event.topic_seq > 1:
-                self._count_lost(event.topic, event.topic_seq - 1, evicted_through)
+                through = min(evicted_through, event.bus_seq - 1)
+                self._count_lost(EventsLost(event.topic, 0, through, event.topic_seq - 1))
+            elif self.base_bus_seq > 0:
+                self._replay_first_topic_seq[event.topic] = event.topic_seq
             self._accept(event, recovered=True)
             return
         last = position.topic_seq if position else 0
@@ -191,18 +234,38 @@ class EventStream:
             self._held.append(event)
             self._refetch_after(known_through)
             return
-        self._count_lost(event.topic, event.topic_seq - last - 1, evicted_through)
+        through = min(evicted_through, event.bus_seq - 1)
+        self._count_lost(EventsLost(event.topic, known_through, through, event.topic_seq - last - 1))
         self._accept(event, recovered=True)
 
-    def _count_lost(self, topic: str, lost: int, evicted_through: int) -> None:
-        metrics.EVENTS_LOST.inc(lost)
+    def _report_replay_loss(self) -> None:
+        """At the end of a replay from since = N > 0 whose journal had evicted past N: the events of
+        (N, evicted_through] that were not kept are lost. Every journal position holds one event, so
+        with every topic subscribed the count is exact; filtered by prefix it is an upper bound (also
+        bounded by the topic_seq of each topic's first delivered event)."""
+        evicted_through = self._replay_evicted_through
+        if evicted_through is None:
+            return
+        positions = evicted_through - self.base_bus_seq - self._replay_retained
+        by_topics = sum(seq - 1 for seq in self._replay_first_topic_seq.values())
+        every_topic = "" in self.prefixes
+        count = positions if every_topic else min(positions, by_topics)
+        if count > 0:
+            self._count_lost(EventsLost("", self.base_bus_seq, evicted_through, count, exact=every_topic))
+
+    def _count_lost(self, lost: EventsLost) -> None:
+        metrics.EVENTS_LOST.inc(lost.count)
         log.error(
-            "events lost topic=%s count=%d evicted_through=%d: the journal dropped them before we "
-            "fetched; raise broker.journal_max_events",
-            topic,
-            lost,
-            evicted_through,
+            "events lost topic=%s after_bus_seq=%d through_bus_seq=%d count=%d exact=%s: the broker's journal "
+            "evicted them before this subscriber fetched them; raise broker.journal_max_events or follow more often",
+            lost.topic or "*",
+            lost.after_bus_seq,
+            lost.through_bus_seq,
+            lost.count,
+            lost.exact,
         )
+        if self._on_loss is not None:
+            self._on_loss(lost)
 
     def _accept(self, event: Event, recovered: bool) -> None:
         self.positions[event.topic] = TopicPosition(event.topic_seq, event.bus_seq)

@@ -22,8 +22,20 @@ import zmq
 from bus import metrics
 from bus.config import BusConfig
 from bus.connection import Connection
-from bus.outbox import Outbox
-from bus.schema import Ack, Candidate, Message, PeerState, Ready, Release, Result, Role, kind_of
+from bus.outbox import FailedMessage, Outbox
+from bus.schema import (
+    MAX_DETAIL_CHARS,
+    Ack,
+    Candidate,
+    Message,
+    PeerState,
+    Ready,
+    Release,
+    Result,
+    Role,
+    Verdict,
+    kind_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +55,9 @@ class BusWorker:
             on_connect=self._announce,
             heartbeat_state=self._state,
         )
-        self.outbox = Outbox(self.conn.send, ack_timeout_s)
+        self.outbox = Outbox(self.conn.send, ack_timeout_s, on_failed=self._on_failed)
+        self._replacements: set[str] = set()
+        """Ids of the infra_error results sent in place of refused ones (never replaced in turn)."""
 
     def __enter__(self) -> BusWorker:
         return self
@@ -126,6 +140,32 @@ class BusWorker:
         free = self.slots - len(self.running) - len(self.inbox)
         if free > 0 and not self.draining:
             self.conn.send(self.conn.stamper.make(Ready, credit=free))
+
+    def _on_failed(self, failed: FailedMessage) -> None:
+        """The broker refused one of our results (e.g. a field out of range): report the candidate as an
+        infra_error instead, or it would stay in flight on this live worker and its submitter would wait
+        for its result timeout. A result never acknowledged is only logged (the outbox did): the broker
+        does not answer anything, so a replacement would fare no better."""
+        result = failed.message
+        if failed.status != "rejected" or not isinstance(result, Result) or result.id in self._replacements:
+            return
+        detail = f"the broker refused this worker's result ({result.verdict.value}): {failed.reason}"
+        replacement = self.conn.stamper.make(
+            Result,
+            candidate_id=result.candidate_id,
+            run=result.run,
+            problem=result.problem,
+            size=result.size,
+            stage=result.stage,
+            policy_version=result.policy_version,
+            attempt=result.attempt,
+            source=result.source,
+            verdict=Verdict.INFRA_ERROR,
+            detail=detail[:MAX_DETAIL_CHARS],
+            bencher_id=self.name,
+        )
+        self._replacements.add(replacement.id)
+        self.outbox.send(replacement)
 
     def _on_message(self, message: Message) -> None:
         if isinstance(message, Candidate):

@@ -1,0 +1,120 @@
+"""A follower that resumes after the journal evicted what it wanted is told so: the range lost, how
+many events, logged and counted. Never a silent hole (issue 11, section 4).
+
+The set-up of every test: a broker keeping 100 events, 150 trainer steps published one per commit.
+Retention then evicted bus_seq 1 to 55 (a tenth at a time whenever a commit leaves more than 100,
+docs/protocol.md 8.5) and keeps 56 to 150.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from prometheus_client import REGISTRY
+
+from bus.schema import TrainerStep
+from bus.stream import EventsLost
+from tests.conftest import HPCRL, REPO, BusSite, Processes
+from tests.test_reliability import client_for
+
+PUBLISHED = 150
+EVICTED_THROUGH = 55
+
+
+@pytest.fixture
+def evicted_journal(site: BusSite, processes: Processes) -> None:
+    processes.broker_env(HPCRL_BROKER__JOURNAL_MAX_EVENTS="100")
+    with client_for(site, "publisher", results=False) as publisher:
+        for step in range(PUBLISHED):  # one per broker commit, so that retention runs at known heads
+            publisher.publish(TrainerStep, run="r", step=step)
+            assert publisher.flush(10)
+
+
+def follow_everything(site: BusSite, since: int, prefixes: list[str]) -> tuple[list[int], list[EventsLost]]:
+    """bus_seqs delivered and losses reported to a follower replaying from `since` until it has caught up."""
+    delivered: list[int] = []
+    losses: list[EventsLost] = []
+    with client_for(site, "late", subscribe=prefixes, since=since, results=False) as late:
+        for _ in range(100):
+            delivered += [e.bus_seq for e in late.next_events(timeout_s=0.3) if e.bus_seq]
+            losses += late.take_losses()
+            if delivered and delivered[-1] == PUBLISHED and late.cursor >= PUBLISHED:
+                break
+        losses += late.take_losses()
+    return delivered, losses
+
+
+def lost_metric() -> float:
+    return REGISTRY.get_sample_value("hpcrl_bus_events_lost_total") or 0.0
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.usefixtures("evicted_journal")
+def test_a_replay_from_since_inside_the_evicted_range_reports_every_lost_event(site: BusSite) -> None:
+    before = lost_metric()
+    delivered, losses = follow_everything(site, since=5, prefixes=[""])
+    assert delivered == list(range(EVICTED_THROUGH + 1, PUBLISHED + 1))
+    assert losses == [EventsLost(topic="", after_bus_seq=5, through_bus_seq=EVICTED_THROUGH, count=50, exact=True)]
+    assert lost_metric() - before == 50
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.usefixtures("evicted_journal")
+def test_a_filtered_replay_reports_the_lost_range_with_an_upper_bound(site: BusSite) -> None:
+    """Filtered by topic, the follower cannot know how many of the evicted positions were its topics';
+    it reports the range and at most how many (here exactly the 50 trainer steps)."""
+    delivered, losses = follow_everything(site, since=5, prefixes=["trainer."])
+    assert delivered == list(range(EVICTED_THROUGH + 1, PUBLISHED + 1))
+    assert losses == [EventsLost(topic="", after_bus_seq=5, through_bus_seq=EVICTED_THROUGH, count=50, exact=False)]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.usefixtures("evicted_journal")
+def test_a_replay_from_since_past_the_evicted_range_reports_nothing(site: BusSite) -> None:
+    delivered, losses = follow_everything(site, since=EVICTED_THROUGH, prefixes=[""])
+    assert delivered == list(range(EVICTED_THROUGH + 1, PUBLISHED + 1))
+    assert losses == []
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.usefixtures("evicted_journal")
+def test_a_full_replay_reports_the_evicted_head_of_each_topic_as_data(site: BusSite) -> None:
+    delivered, losses = follow_everything(site, since=0, prefixes=["trainer."])
+    assert delivered == list(range(EVICTED_THROUGH + 1, PUBLISHED + 1))
+    assert losses == [
+        EventsLost(topic="trainer.step", after_bus_seq=0, through_bus_seq=EVICTED_THROUGH, count=55, exact=True)
+    ]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.usefixtures("evicted_journal")
+def test_hpcrl_tail_says_which_events_were_lost_and_exits_3(site: BusSite) -> None:
+    tail = subprocess.run(
+        [*HPCRL, "tail", "--since", "5", "--idle-exit-s", "2"],
+        env=site.env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=40,
+    )
+    printed = [line for line in tail.stdout.splitlines() if line.strip()]
+    assert len(printed) == PUBLISHED - EVICTED_THROUGH
+    assert "50 event(s) lost of the followed topics" in tail.stderr, tail.stderr
+    assert "bus_seq 6 to 55" in tail.stderr, tail.stderr
+    assert tail.returncode == 3, tail.stderr
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.usefixtures("evicted_journal")
+def test_hpcrl_tail_exits_0_when_nothing_was_lost(site: BusSite) -> None:
+    tail = subprocess.run(
+        [*HPCRL, "tail", "--since", "60", "--idle-exit-s", "2"],
+        env=site.env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=40,
+    )
+    assert tail.returncode == 0, tail.stderr
+    assert "lost" not in tail.stderr
