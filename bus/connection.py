@@ -64,7 +64,13 @@ class Connection:
         self._heartbeat_state = heartbeat_state or (lambda: (PeerState.IDLE, []))
         self.dealer = client_socket(self.ctx, zmq.DEALER, cfg)
         self.dealer.setsockopt(zmq.IMMEDIATE, 1)
-        self.monitor = monitor(self.dealer, zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
+        self.monitor = monitor(
+            self.dealer,
+            zmq.EVENT_HANDSHAKE_SUCCEEDED
+            | zmq.EVENT_DISCONNECTED
+            | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+            | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+        )
         self.dealer.connect(cfg.request_endpoint)
         self.sub: zmq.Socket[bytes] | None = None
         self.poller = zmq.Poller()
@@ -77,6 +83,8 @@ class Connection:
             self.sub.connect(cfg.event_endpoint)
             self.poller.register(self.sub, zmq.POLLIN)
         self.connected = False
+        self.refused = ""
+        """Set when the broker refused our CURVE handshake: `auth` (key not allowed) or `protocol`."""
         self.connections = 0
         self.broker_incarnation = ""
         self.last_broker_message = 0.0
@@ -155,8 +163,22 @@ class Connection:
             if event["event"] == zmq.EVENT_DISCONNECTED:
                 self.connected = False
                 log.info("broker disconnected endpoint=%s", self.cfg.request_endpoint)
+            elif event["event"] in (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL):
+                # Nothing else would tell us: a refused client only sees its sends fail and no answer.
+                self.refused = "auth" if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH else "protocol"
+                log.error(
+                    "broker refused the handshake reason=%s status=%s endpoint=%s: %s",
+                    self.refused,
+                    event["value"],
+                    self.cfg.request_endpoint,
+                    "our public key is not in the broker's broker.allowed_keys_dir (add it there and restart the "
+                    "broker)"
+                    if self.refused == "auth"
+                    else "check bus.broker_public_key_file and that both sides use CURVE",
+                )
             elif event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self.connected = True
+                self.refused = ""
                 self.connections += 1
                 self.last_broker_message = time.monotonic()
                 log.info("broker connected endpoint=%s connections=%d", self.cfg.request_endpoint, self.connections)

@@ -170,3 +170,30 @@ def test_a_worker_result_the_broker_refuses_is_replaced_by_an_infra_error_result
         assert result is not None
         assert result.verdict is Verdict.INFRA_ERROR
         assert "the broker refused" in result.detail and "detail" in result.detail
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not zmq.has("curve"), reason="this libzmq was built without CURVE")
+def test_a_client_whose_curve_key_is_not_allowed_is_told_so_in_its_log(
+    site: BusSite, processes: Processes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without it a refused client only sees its sends fail and nothing arrive (docs/protocol.md 10)."""
+    from tests.test_curve import curve_client_config, curve_env, hpcrl_keys
+
+    keys = site.workdir / "keys"
+    assert hpcrl_keys(site, keys).returncode == 0
+    strangers = site.workdir / "strangers"
+    assert hpcrl_keys(site, strangers, "intruder").returncode == 0
+    processes.start(
+        "bus",
+        "--journal",
+        str(site.journal),
+        env=curve_env(site, keys / "broker.key_secret", HPCRL_BROKER__ALLOWED_KEYS_DIR=str(keys / "allowed")),
+    )
+    intruder = curve_client_config(site, strangers / "intruder.key_secret", keys / "broker.key")
+    with caplog.at_level("ERROR", logger="bus.connection"), BusClient(intruder, name="intruder") as client:
+        wait_for(lambda: client.pump(0.05) or client.conn.refused, 15, "the refusal to reach the client")
+        assert client.conn.refused == "auth"
+        assert not client.conn.connected
+    assert "broker refused the handshake reason=auth" in caplog.text
+    assert "allowed_keys_dir" in caplog.text

@@ -18,6 +18,7 @@ import pytest
 
 from bus import protocol, stream
 from bus.schema import (
+    EVENT_TYPES,
     KINDS,
     MAX_SOURCE_BYTES,
     MESSAGE_TYPES,
@@ -32,6 +33,7 @@ from bus.schema import (
     encode,
 )
 
+_KIND_OF_EVENT_TYPE = {t: str(t.__struct_config__.tag) for t in EVENT_TYPES}
 DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 DOCUMENTED_TYPES = (*MESSAGE_TYPES, AckEntry)
 
@@ -210,6 +212,8 @@ def test_every_value_of_the_other_enums_is_documented(enum: type) -> None:
         ("FETCH_PAGE_EVENTS", stream.FETCH_PAGE_EVENTS),
         ("FETCH_RETRY_S", stream.FETCH_RETRY_S),
         ("MAX_SOURCE_BYTES", MAX_SOURCE_BYTES),
+        ("MAX_UNACKED_SENDS", protocol.MAX_UNACKED_SENDS),
+        ("MAX_REFUSAL_REASON_CHARS", protocol.MAX_REFUSAL_REASON_CHARS),
     ],
 )
 def test_named_constants_are_documented_with_their_values(name: str, value: object) -> None:
@@ -224,6 +228,7 @@ def test_named_constants_are_documented_with_their_values(name: str, value: obje
     [
         protocol.RESULT_TOPIC_PREFIX + "<problem>",
         protocol.STAGE_TOPIC_PREFIX + "<problem>",
+        protocol.ARCHIVE_TOPIC_PREFIX + "<problem>",
         "trainer.step",
         protocol.HEARTBEAT_TOPIC_PREFIX + "<role>",
         protocol.BROKER_HEARTBEAT_TOPIC,
@@ -231,6 +236,54 @@ def test_named_constants_are_documented_with_their_values(name: str, value: obje
 )
 def test_every_topic_is_in_the_topic_table(topic: str) -> None:
     assert f"`{topic}`" in "\n".join(_section_titled("Topics").body)
+
+
+@pytest.mark.parametrize("kind", sorted(_KIND_OF_EVENT_TYPE.values()))
+def test_every_event_kind_is_in_every_list_of_event_kinds(kind: str) -> None:
+    """The terminology table and the envelope section each list the event kinds in one line."""
+    terms = "\n".join(_section_titled("Goals and terminology").body)
+    event_row = next(line for line in terms.splitlines() if line.startswith("| event |"))
+    assert f"`{kind}`" in event_row, f"section 1's definition of an event does not list `{kind}`"
+    envelope = "\n".join(_section_titled("The envelope").body)
+    events_line = next(line for line in envelope.splitlines() if line.startswith("Events ("))
+    assert f"`{kind}`" in events_line, f"section 4.3's list of events does not name `{kind}`"
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_kind_is_in_the_message_index(kind: str) -> None:
+    section = next(s for s in split_sections(read_doc()) if s.title.endswith(". Messages"))
+    index = "\n".join(section.body[:20])
+    assert re.search(rf"^\| `{kind}` \|", index, re.MULTILINE), f"`{kind}` is missing from section 5's index table"
+
+
+def test_the_gap_recovery_rules_read_evicted_through_and_define_since() -> None:
+    rules = "\n".join(_section_titled("Gap recovery").body)
+    assert "r.evicted_through" in rules, "the recovery rules never read the fetch reply's evicted_through"
+    for field in stream.EventsLost.__dataclass_fields__:
+        assert f"{field}" in rules, f"EventsLost.{field} is not explained in section 8.4"
+    terms = "\n".join(_section_titled("Goals and terminology").body)
+    assert re.search(r"^\| `since` \|", terms, re.MULTILINE), "`since` is not defined"
+
+
+def test_the_broker_heartbeat_section_says_the_per_peer_copy_lacks_worker_names() -> None:
+    body = "\n".join(_section_titled("Broker heartbeats").body)
+    assert "same bytes" not in body
+    assert "`worker_names`" in body
+
+
+def test_the_key_file_example_is_a_certificate_zmq_reads() -> None:
+    body = "\n".join(_section_titled("Security").body)
+    match = re.search(r"```\n(.*?)```", body, re.DOTALL)
+    assert match, "section 10 needs an example key file"
+    import tempfile
+
+    import zmq.auth
+
+    with tempfile.NamedTemporaryFile("w", suffix=".key") as key_file:
+        key_file.write("\n".join(line.removeprefix("  ") for line in match.group(1).splitlines()) + "\n")
+        key_file.flush()
+        public, secret = zmq.auth.load_certificate(key_file.name)
+    assert public is not None and len(public) == 40 and secret is None
 
 
 def test_worked_example_is_exactly_what_the_codec_writes() -> None:
