@@ -276,9 +276,9 @@ class Broker:
             self._on_ready(peer, 1)
         self.claims.pop(result.candidate_id, None)
         if is_new:
-            entry = self.candidates.pop(result.candidate_id, None)
-            if entry is not None and entry.worker is not None and entry.worker in self.peers:
-                self.peers[entry.worker].in_flight.discard(result.candidate_id)
+            # Another worker (or a giving-up submitter) may have ended it while a worker still runs it:
+            # that worker keeps it in flight, so its late result (a duplicate) still returns its slot.
+            self.candidates.pop(result.candidate_id, None)
         else:
             metrics.DUPLICATES_DROPPED.inc("result")
         self._ack(peer, result, AckStatus.ACCEPTED if is_new else AckStatus.DUPLICATE, bus_seq)
