@@ -46,17 +46,26 @@ def bench_file(argv: list[str]) -> int:
 
     from bencher.pipeline import Pipeline  # the pipeline detects the node: only when a file will run
 
-    pipeline = Pipeline(config)
+    from bencher.peak import PeakError
+
+    try:
+        pipeline = Pipeline(config)
+    except PeakError as error:
+        parser.exit(1, f"{parser.prog}: {error}\n")
     try:
         evaluation = pipeline.evaluate(problem.id, args.size, source, use_cache=not args.no_cache)
     finally:
         pipeline.close()
+    node = pipeline.node  # after a re-check, the re-probed peak
     report = {
         "verdict": evaluation.verdict.value,
         "gflops": evaluation.gflops_median,
         "problem": problem.id,
         "size": args.size or problem.default_size,
         **{k: v for k, v in evaluation.result_fields().items() if k != "verdict"},
+        "peak_gflops": round(node.peak_gflops, 3),
+        "isa": node.isa,
+        "march": node.march,
     }
     if args.json:
         print(json.dumps(report))
@@ -69,6 +78,7 @@ def bench_file(argv: list[str]) -> int:
             )
         print(f"detail:  {evaluation.detail}")
         print(f"node:    {evaluation.node_class}, {evaluation.threads} thread(s); cached: {evaluation.cached}")
+        print(f"peak:    {node.peak_gflops:.1f} GFLOPS ({node.isa}, -march={node.march})")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +29,15 @@ class BencherConfig:
     """Threads a candidate may use; 0: SLURM_CPUS_PER_TASK, else the CPUs this process may run on."""
     node_class: str = ""
     """Name of this kind of node (results are cached per class); empty: CPU model and thread count."""
+    march: str = "native"
+    """The `-march` candidates, the trusted harness and the peak probe are built for. `native`: this node's
+    own CPU. On a heterogeneous partition (or with a cache_dir shared between node kinds) pin one ISA level
+    that every node has, e.g. `x86-64-v3` (AVX2+FMA) or `x86-64-v4` (AVX-512), so all nodes build, measure
+    and reward the same code; the default node class then names it."""
     peak_gflops: float = 0.0
-    """Declared double-precision peak of `threads` cores; 0: measured at start with an FMA probe."""
+    """Declared double-precision peak of `threads` threads; 0: measured at start by the probe
+    (bencher/peak.py), which is held to this CPU's theoretical peak. A declared peak is still checked
+    against the trusted kernels at start."""
     peak_margin: float = 1.25
     """A result faster than peak_gflops x this is physically impossible and rejected."""
     warmup_reps: int = 1
@@ -83,6 +91,11 @@ class BencherConfig:
     def __post_init__(self) -> None:
         if self.compiler not in ("", "gcc", "clang"):
             raise ConfigError(f"bencher.compiler = {self.compiler!r}: use 'gcc', 'clang' or '' (the problem's)")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", self.march):
+            raise ConfigError(
+                f"bencher.march = {self.march!r} is not a gcc -march value: use 'native' or an ISA level such as "
+                "'x86-64-v3'"
+            )
         if self.threads < 0:
             raise ConfigError("bencher.threads must be >= 0 (0: from the allocation)")
         if self.peak_gflops < 0 or self.peak_margin < 1:

@@ -21,8 +21,10 @@ from bencher import metrics
 from bencher.calibration import Calibrator
 from bencher.config import BencherConfig
 from bencher.node import Node
+from bencher.peak import PeakError
 from bencher.pipeline import Evaluation, Pipeline
 from bencher.sandbox import SandboxError
+from bencher.trust import check_peak_against_trusted_kernels
 from bus.config import ConfigError, HpcrlConfig
 from bus.daemon import log_config, on_stop_signal
 from bus.schema import Candidate, Verdict
@@ -56,8 +58,14 @@ def serve(bus_config: HpcrlConfig, config: BencherConfig, name: str | None, metr
     name = name or config.name or f"bencher-{socket.gethostname()}-{os.getpid()}"
     try:
         pipeline = Pipeline(config)
-    except SandboxError as error:
+    except (SandboxError, PeakError) as error:
         log.error("event=cannot_start error=%s", error)
+        return 1
+    try:  # never serve with a peak that our own kernels beat: it would charge honest code as a cheat
+        check_peak_against_trusted_kernels(pipeline)
+    except PeakError as error:
+        log.error("event=cannot_start error=%s", error)
+        pipeline.close()
         return 1
     metrics.PEAK_GFLOPS.set(pipeline.node.peak_gflops)
     metrics.THREADS.set(pipeline.node.threads)
@@ -70,7 +78,7 @@ def serve(bus_config: HpcrlConfig, config: BencherConfig, name: str | None, metr
         pipeline.close()
         return 1
     log.info(
-        "event=started name=%s host=%s slurm_job_id=%s threads=%d cpus=%s node_class=%r peak_gflops=%.1f",
+        "event=started name=%s host=%s slurm_job_id=%s threads=%d cpus=%s node_class=%r peak_gflops=%.1f isa=%s",
         name,
         pipeline.node.host,
         pipeline.node.slurm_job_id,
@@ -78,6 +86,7 @@ def serve(bus_config: HpcrlConfig, config: BencherConfig, name: str | None, metr
         ",".join(map(str, pipeline.node.cpus)),
         pipeline.node.node_class,
         pipeline.node.peak_gflops,
+        pipeline.node.isa,
     )
     calibrator = Calibrator(pipeline)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluation")

@@ -13,7 +13,7 @@ import math
 import shutil
 import statistics
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bencher.config import MIB, BencherConfig
@@ -42,6 +42,8 @@ class Measurement:
     """The start of what the candidate printed (for humans only)."""
     calls_s: float = 0.0
     """Wall time of every call the monitor reported, warm-up and timed: the candidate's own share of run_s."""
+    over_peak: bool = False
+    """Rejected only because a call beat the node's peak: to be confirmed before it is charged."""
 
     @property
     def gflops(self) -> tuple[float, ...]:
@@ -165,9 +167,13 @@ def judge(run: SandboxRun, flop_count: float, config: BencherConfig, node: Node)
         )
     fastest = result(Verdict.OK, "")
     if fastest.gflops and max(fastest.gflops) > node.peak_gflops * config.peak_margin:
-        return result(
-            Verdict.REJECTED,
-            f"impossible speed: {max(fastest.gflops):.1f} GFLOPS exceeds this node's peak of "
-            f"{node.peak_gflops:.1f} GFLOPS for {node.threads} thread(s)",
+        # Not yet a verdict: the pipeline re-checks (re-probes the node, re-measures) before charging it.
+        return replace(
+            result(
+                Verdict.REJECTED,
+                f"impossible speed: {max(fastest.gflops):.1f} GFLOPS exceeds this node's peak of "
+                f"{node.peak_gflops:.1f} GFLOPS x {config.peak_margin:g} for {node.threads} thread(s)",
+            ),
+            over_peak=True,
         )
     return result(Verdict.OK, f"{len(seconds)} timed calls, max error {max_error:.2e}")

@@ -56,6 +56,18 @@ CALIBRATION_TIMESTAMP = Gauge(
 BUSY_SECONDS = Counter("hpcrl_bencher_busy_seconds_total", "Seconds spent evaluating candidates.")
 BUSY_RATIO = Gauge("hpcrl_bencher_busy_ratio", "Share of the last minute spent evaluating candidates.")
 PEAK_GFLOPS = Gauge("hpcrl_bencher_peak_gflops", "The node's double-precision peak used to reject impossible results.")
+UNCONFIRMED_IMPOSSIBLE = Counter(
+    "hpcrl_bencher_unconfirmed_impossible_total",
+    "Results over the node's peak that a re-probe and a second measurement did not confirm (infra_error, not "
+    "charged): a peak measured too low, or a noisy node.",
+)
+TRUSTED_KERNEL_GFLOPS = Gauge(
+    "hpcrl_bencher_trusted_kernel_gflops",
+    "Fastest call of each trusted kernel at the start-up check, which must stay below the peak.",
+    ["kernel"],
+)
+for _kernel in ("calibration", "openblas"):
+    TRUSTED_KERNEL_GFLOPS.labels(_kernel)
 THREADS = Gauge("hpcrl_bencher_threads", "Threads (cores) each candidate may use on this node.")
 
 _busy_spans: deque[tuple[float, float]] = deque()

@@ -12,12 +12,11 @@ import logging
 import os
 import re
 import socket
-import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from bencher.config import BencherConfig
+from bencher.peak import Peak, Probe
 
 log = logging.getLogger(__name__)
 KERNELS_DIR = Path(__file__).parent / "kernels"
@@ -33,7 +32,11 @@ class Node:
     node_class: str
     """Results are comparable (and cached) within a node class."""
     peak_gflops: float
-    """Double-precision peak of `threads` cores: no honest result can exceed it."""
+    """Double-precision peak of `threads` threads (bencher.peak): no honest result can exceed it."""
+    isa: str = ""
+    """The vector ISA candidates are built for here (the peak probe's: avx512, avx2-fma, sse2, ...)."""
+    march: str = "native"
+    """The -march candidates, the harness and the probe are built with (bencher.march)."""
 
     def openmp_env(self) -> dict[str, str]:
         return {
@@ -70,35 +73,42 @@ def cpu_model() -> str:
     return match.group(1).strip() if match else "unknown-cpu"
 
 
-def measure_peak_gflops(threads: int, cpus: tuple[int, ...]) -> float:
-    """One core's FMA throughput (best of three, trusted code run outside the sandbox) times `threads`.
-    One core, because a background process that takes a core during the probe would understate a
-    multi-threaded peak and get honest results rejected; a single thread is rarely disturbed."""
-    with tempfile.TemporaryDirectory(prefix="hpcrl-peak-") as tmp:
-        binary = Path(tmp) / "peak"
-        subprocess.run(
-            ["gcc", "-O2", "-march=native", "-fopenmp", str(KERNELS_DIR / "peak_fma.c"), "-o", str(binary)],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-        env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "OMP_PROC_BIND": "true", "OMP_PLACES": f"{{{cpus[0]}}}"}
-        out = subprocess.run([str(binary)], check=True, capture_output=True, text=True, timeout=60, env=env).stdout
-    return float(out.split()[1]) * threads
+def measure_peak(config: BencherConfig, cpus: tuple[int, ...]) -> Peak:
+    """The peak of len(cpus) threads: declared, or measured and held to the theory. Always the node's own
+    (-march=native) peak, whatever bencher.march pins: a candidate may still use wider vectors through
+    `#pragma GCC target`, and no honest code can beat the hardware. A pinned march must run here (else
+    every candidate would crash and be charged for it). Raises PeakError when the peak cannot be trusted."""
+    if config.march != "native":
+        pinned = Probe(config.march)
+        try:
+            pinned.run(cpus[:1], iterations=1)
+        finally:
+            pinned.close()
+    probe = Probe("native")
+    try:
+        if config.peak_gflops:
+            return probe.declared(config.peak_gflops, len(cpus), cpus[0])
+        return probe.measure(cpus)
+    finally:
+        probe.close()
+
+
+def default_node_class(isa: str, march: str, threads: int) -> str:
+    """Results are cached and compared within a class: the CPU, the ISA built for, and the thread count."""
+    target = isa if march == "native" else f"{isa} (-march={march})"
+    return f"{cpu_model()} {target} x{threads}"
 
 
 def detect_node(config: BencherConfig) -> Node:
     threads, cpus = allocated_threads(config)
-    peak = config.peak_gflops
-    if not peak:
-        peak = measure_peak_gflops(threads, cpus)
-        log.info("event=peak_measured threads=%d peak_gflops=%.1f", threads, peak)
-    node_class = config.node_class or f"{cpu_model()} x{threads}"
+    peak = measure_peak(config, cpus)
     return Node(
         host=socket.gethostname(),
         slurm_job_id=os.environ.get("SLURM_JOB_ID", ""),
         cpus=cpus,
         threads=threads,
-        node_class=node_class,
-        peak_gflops=peak,
+        node_class=config.node_class or default_node_class(peak.isa, config.march, threads),
+        peak_gflops=peak.gflops,
+        isa=peak.isa,
+        march=config.march,
     )

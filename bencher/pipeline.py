@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from bencher import metrics
@@ -19,8 +20,9 @@ from bencher.build import Builder
 from bencher.cache import ResultCache, result_key
 from bencher.config import BencherConfig
 from bencher.measure import Measurement, measure
-from bencher.node import Node, detect_node
-from bencher.registry import get_problem
+from bencher.node import Node, detect_node, measure_peak
+from bencher.peak import PeakError
+from bencher.registry import Problem, get_problem
 from bencher.sandbox import Sandbox, SandboxError
 from bus.schema import Verdict
 
@@ -115,7 +117,7 @@ class Pipeline:
         trusted_libraries: tuple[str, ...],
     ) -> Evaluation:
         try:
-            problem = get_problem(problem_name)
+            problem = get_problem(problem_name).built_for(self.config.march)
             n = problem.default_size if size is None else size
             problem.check_size(n)
         except ValueError as error:
@@ -134,6 +136,8 @@ class Pipeline:
         else:
             metrics.COMPILE_SECONDS.observe(build.compile_s)
             measurement = measure(build.binary, problem, n, self.config, self.node, self.sandbox, cancel)
+            if measurement.over_peak:
+                measurement = self._confirm_impossible_speed(build.binary, problem, n, measurement, cancel)
             metrics.RUN_SECONDS.observe(measurement.run_s)
             evaluation = _evaluation_of(measurement, build.compile_s)
         if use_cache and self.results:
@@ -141,6 +145,50 @@ class Pipeline:
             stored["verdict"] = str(evaluation.verdict)
             self.results.put(key, evaluation.verdict, stored)
         return evaluation
+
+    def reprobe(self) -> None:
+        """Measure the node's peak again and keep the higher of the two: a peak measured low (a busy core
+        during the first probe, a declaration too low) must not go on charging honest code. Raises PeakError."""
+        peak = measure_peak(replace(self.config, peak_gflops=0.0), self.node.cpus)
+        if peak.gflops > self.node.peak_gflops:
+            log.warning(
+                "event=peak_raised old_peak_gflops=%.1f new_peak_gflops=%.1f isa=%s",
+                self.node.peak_gflops,
+                peak.gflops,
+                peak.isa,
+            )
+            self.node = replace(self.node, peak_gflops=peak.gflops)
+            metrics.PEAK_GFLOPS.set(peak.gflops)
+
+    def _confirm_impossible_speed(
+        self, binary: Path, problem: Problem, n: int, first: Measurement, cancel: threading.Event | None
+    ) -> Measurement:
+        """A figure over the peak is charged (`rejected`) only when it survives a re-probe of the node and a
+        second measurement. Anything less is our doubt, not the candidate's fault: `infra_error`, never
+        charged, counted in hpcrl_bencher_unconfirmed_impossible_total."""
+        try:
+            self.reprobe()
+        except PeakError as error:
+            return self._unconfirmed(first, f"the node could not be re-probed: {error}")
+        second = measure(binary, problem, n, self.config, self.node, self.sandbox, cancel)
+        if second.over_peak:
+            detail = f"{second.detail}; confirmed: over the peak in two runs ({max(first.gflops):.1f} and " \
+                f"{max(second.gflops):.1f} GFLOPS), after a re-probe of the node"
+            return replace(second, detail=detail)
+        if second.verdict is not Verdict.OK:
+            return second  # wrong, crashed, timed out on the second run: its own verdict, charged as usual
+        return self._unconfirmed(
+            first, f"the re-check measured {second.gflops_median:.1f} GFLOPS, within the peak of {self.node.peak_gflops:.1f}"
+        )
+
+    def _unconfirmed(self, first: Measurement, why: str) -> Measurement:
+        metrics.UNCONFIRMED_IMPOSSIBLE.inc()
+        log.warning("event=unconfirmed_impossible_speed first_gflops=%.1f why=%r", max(first.gflops), why)
+        return Measurement(
+            Verdict.INFRA_ERROR,
+            f"unconfirmed impossible speed, not charged: {first.detail}; {why}",
+            run_s=first.run_s,
+        )
 
     def close(self) -> None:
         if self.results:

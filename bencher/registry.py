@@ -13,7 +13,7 @@ import operator
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,11 @@ class Problem:
 
     def flop_count(self, n: int) -> float:
         return _compile_formula(self.flops)(n)
+
+    def built_for(self, march: str) -> Problem:
+        """This problem with its `-march=` flag set to bencher.march (problem files say `native`)."""
+        flags = tuple(f"-march={march}" if flag.startswith("-march=") else flag for flag in self.flags)
+        return replace(self, flags=flags)
 
     def check_size(self, n: int) -> None:
         if n not in self.sizes:

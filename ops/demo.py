@@ -16,8 +16,13 @@
 
 The demo succeeds (exit 0) when the trainer made every step, every process exited cleanly, and the run
 learned: the mean measured GFLOPS of the last 5 steps at least LEARNING_TARGET times that of the first 5,
-with at least one stage change. Ctrl-C (or SIGTERM) stops every process cleanly and still writes the
-summary of the steps made. Every wait is bounded.
+with at least one stage change, and the reward was sane. A rising number is not enough, because a wrong
+reward also moves it (a peak measured too low once taught the policy to avoid fast code and still showed
+"4.1x"). Sane means: the best elite was measured against OpenBLAS (the summary carries it as a fraction of
+OpenBLAS on the same core), no trusted kernel (the benchers' calibration kernel, OpenBLAS) was failed by
+the bencher, and the policy did not collapse onto one program: the most frequent program takes less than
+COLLAPSE_SHARE of the last 5 steps' samples. Ctrl-C (or SIGTERM) stops every process cleanly and still
+writes the summary of the steps made. Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from bus.config import BusConfig
 from ops.cli import missing_packages
 from ops.demo_model import MODEL_CACHE, ensure_tiny_model
 from ops.demo_progress import follow_training
-from ops.demo_results import compare_with_openblas, read_archive, read_training
+from ops.demo_results import compare_with_openblas, read_archive, read_training, trusted_kernel_failures
 from ops.processes import EXTRAS_FIX, Children, free_port
 from trainer.report import WINDOW
 
@@ -57,6 +62,8 @@ STOP_TIMEOUT_S: Final = 30.0
 MAX_SOCKET_PATH: Final = 107
 COMPARISON_ROUNDS: Final = 3
 """Alternating measurements of the best elite and OpenBLAS at the end (medians are reported)."""
+COLLAPSE_SHARE: Final = 0.9
+"""The policy has collapsed when one program is this share of the last 5 steps' samples or more."""
 
 
 @dataclass(frozen=True)
@@ -226,13 +233,21 @@ def main(argv: list[str]) -> int:
             )
         except Exception as error:  # the run's summary must be written whatever the comparison hit
             summary["comparison_error"] = f"{type(error).__name__}: {error}"
+    calibration_failures = trusted_kernel_failures(run_dir)
+    if calibration_failures and "trusted_kernel_rejected" not in summary:
+        summary["trusted_kernel_rejected"] = calibration_failures[0]
     return _finish(run_dir, summary, codes, started)
 
 
 def _finish(run_dir: Path, summary: dict[str, Any], codes: dict[str, int], started: float) -> int:
     summary["wall_s"] = round(time.monotonic() - started, 1)
     summary.pop("best_source", None)
-    learned = summary.get("learning_ratio", 0.0) >= LEARNING_TARGET and summary.get("stage_changes", 0) >= 1
+    insane = _insane_reward(summary)
+    if insane:
+        summary["reward_insane"] = insane
+    learned = (
+        summary.get("learning_ratio", 0.0) >= LEARNING_TARGET and summary.get("stage_changes", 0) >= 1 and not insane
+    )
     complete = summary.get("steps", 0) >= summary.get("steps_planned", 1)
     summary["learned"] = learned
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -244,6 +259,21 @@ def _finish(run_dir: Path, summary: dict[str, Any], codes: dict[str, int], start
     return 0 if ok else 1
 
 
+def _insane_reward(summary: dict[str, Any]) -> str:
+    """Why the run's reward cannot be trusted, or "" (see the module docstring)."""
+    if summary.get("trusted_kernel_rejected"):
+        return f"the bencher failed its own trusted kernel: {summary['trusted_kernel_rejected']}"
+    share = summary.get(f"last{WINDOW}_top_program_share", 0.0)
+    if share >= COLLAPSE_SHARE:
+        return (
+            f"the policy collapsed onto one program ({share:.0%} of the last {WINDOW} steps' samples, limit "
+            f"{COLLAPSE_SHARE:.0%}): the reward is teaching it one thing only"
+        )
+    if summary.get("best_gflops") and not summary.get("openblas_gflops"):
+        return f"the best elite was not measured against OpenBLAS: {summary.get('comparison_error', 'not run')}"
+    return ""
+
+
 def _why_failed(summary: dict[str, Any], codes: dict[str, int], learned: bool, complete: bool) -> str:
     if summary.get("error"):
         return str(summary["error"])
@@ -251,6 +281,8 @@ def _why_failed(summary: dict[str, Any], codes: dict[str, int], learned: bool, c
         return f"the trainer made {summary.get('steps', 0)} of {summary.get('steps_planned')} steps"
     if codes and any(codes.values()):
         return f"a process exited with an error: {codes} (see its log in the run directory)"
+    if summary.get("reward_insane"):
+        return f"the reward was not sane: {summary['reward_insane']}"
     return (
         f"no learning shown: last/first {WINDOW}-step GFLOPS ratio {summary.get('learning_ratio', 0):.2f} "
         f"(target >= {LEARNING_TARGET}) with {summary.get('stage_changes', 0)} stage change(s) (target >= 1)"
@@ -282,6 +314,11 @@ def _print_summary(summary: dict[str, Any]) -> None:
         )
     elif summary.get("comparison_error"):
         print(f"  best elite vs OpenBLAS: not measured: {summary['comparison_error']}")
+    if summary.get(f"last{WINDOW}_top_program_share"):
+        print(
+            f"  diversity: the most frequent program is {summary[f'last{WINDOW}_top_program_share']:.0%} of the "
+            f"last {WINDOW} steps' samples (collapse at >= {COLLAPSE_SHARE:.0%})"
+        )
     if summary.get("trainer_idle_ratio_mean") is not None:
         print(
             f"  idle: trainer {summary['trainer_idle_ratio_mean']:.0%} of its step time waiting for results, "

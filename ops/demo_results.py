@@ -30,6 +30,7 @@ def read_training(trainer_dir: Path, window: int, plot_to: Path) -> dict[str, An
         f"last{window}_mean_gflops": round(figures.last_mean_gflops, 3),
         "learning_ratio": round(figures.learning_ratio, 3),
         "best_sample_gflops": round(figures.best_sample_gflops, 3),
+        f"last{window}_top_program_share": round(figures.top_program_share, 3),
         "prompt_stage_changes": [{"step": step, "stage": stage} for step, stage in figures.stage_changes],
         "trainer_idle_ratio_mean": round(statistics.fmean(r["idle_ratio"] for r in records), 3),
         "bencher_idle_ratio_mean": round(statistics.fmean(r.get("bencher_idle_ratio", 0.0) for r in records), 3),
@@ -91,9 +92,21 @@ def read_archive(db: Path, run: str, problem: str, report_to: Path) -> dict[str,
         store.close()
 
 
+def trusted_kernel_failures(run_dir: Path) -> list[str]:
+    """The benchers' own kernels that their pipeline did not pass (`event=calibration_failed` in a bencher's
+    log): the bencher's mistake, which would have been charged to candidates too."""
+    return [
+        f"{log.name}: {line.strip()[:300]}"
+        for log in sorted(run_dir.glob("bencher-*.log"))
+        for line in log.read_text(errors="replace").splitlines()
+        if "event=calibration_failed" in line
+    ]
+
+
 def compare_with_openblas(config: Path, source: str, size: int, cpu: int, rounds: int) -> dict[str, Any]:
     """`source` and OpenBLAS's DGEMM measured alternately `rounds` times by the bencher's pipeline (past its
-    result cache) on `cpu` alone, as the demo's benchers measured: the same threads, flags and monitor."""
+    result cache) on `cpu` alone, as the demo's benchers measured: the same threads, flags, monitor and peak.
+    OpenBLAS is trusted: if the pipeline does not pass it, `trusted_kernel_rejected` says so."""
     from bencher.calibration import OPENBLAS_KERNEL, OPENBLAS_LIBRARIES, library_pipeline
     from bencher.config import BencherConfig
     from bencher.pipeline import Pipeline
@@ -114,9 +127,15 @@ def compare_with_openblas(config: Path, source: str, size: int, cpu: int, rounds
             threads = pipeline.node.threads
     finally:
         os.sched_setaffinity(0, affinity)
-    failed = [e for e in (*best, *openblas) if e.verdict is not Verdict.OK]
+    rejected = [e for e in openblas if e.verdict is not Verdict.OK]
+    if rejected:
+        return {
+            "comparison_error": "OpenBLAS was not measured",
+            "trusted_kernel_rejected": f"OpenBLAS: {rejected[0].verdict.value}: {rejected[0].detail[:300]}",
+        }
+    failed = [e for e in best if e.verdict is not Verdict.OK]
     if failed:
-        return {"comparison_error": f"{failed[0].verdict.value}: {failed[0].detail[:300]}"}
+        return {"comparison_error": f"the best elite: {failed[0].verdict.value}: {failed[0].detail[:300]}"}
     best_gflops = statistics.median(e.gflops_median for e in best)
     openblas_gflops = statistics.median(e.gflops_median for e in openblas)
     return {

@@ -79,14 +79,6 @@ def test_a_duplicate_is_answered_from_the_result_cache(tmp_path: Path, node: Nod
     reopened.close()
 
 
-def test_a_figure_above_the_node_peak_is_rejected_as_impossible(tmp_path: Path, node: Node) -> None:
-    slow_node = Node(node.host, "", node.cpus, node.threads, "tiny", peak_gflops=0.001)
-    pipeline = Pipeline(fast_config(tmp_path), node=slow_node)
-    evaluation = pipeline.evaluate("dgemm", 128, (CORPUS / "ok_naive.c").read_text())
-    pipeline.close()
-    assert evaluation.verdict is Verdict.REJECTED and "impossible" in evaluation.detail
-
-
 def test_unknown_problems_and_sizes_are_rejected_not_raised(pipeline: Pipeline) -> None:
     source = (CORPUS / "ok_naive.c").read_text()
     assert pipeline.evaluate("sgemm", 128, source).verdict is Verdict.REJECTED

@@ -12,6 +12,7 @@ import queue
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -238,3 +239,44 @@ def test_train_report_writes_the_plot_skips_a_torn_last_line_and_refuses_a_direc
     report = json.loads(done.stdout)
     assert report["steps"] == 7 and report["first_mean_gflops"] == 3.0 and report["last_mean_gflops"] == 5.0
     assert Path(report["plot"]).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_collapse_measure_is_the_share_of_the_most_frequent_program() -> None:
+    from trainer.report import top_program_share
+
+    steps = [{"programs": ["a"] * 8}, {"programs": ["a"] * 7 + ["b"]}]
+    assert top_program_share(steps) == pytest.approx(15 / 16)
+    assert top_program_share([{"programs": ["a", "b", "c", "d"]}]) == 0.25
+    assert top_program_share([{"step": 1}]) == 0.0, "a log from before programs were recorded measures nothing"
+
+
+@pytest.mark.parametrize(
+    ("extra", "why"),
+    [
+        ({"last5_top_program_share": 0.95}, "collapsed onto one program"),
+        ({"trusted_kernel_rejected": "OpenBLAS: rejected: impossible speed"}, "failed its own trusted kernel"),
+        ({"openblas_gflops": 0.0, "comparison_error": "rejected: impossible speed"}, "not measured against OpenBLAS"),
+    ],
+)
+def test_a_rising_number_with_an_insane_reward_is_a_failed_demo(
+    tmp_path: Path, extra: dict[str, object], why: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ops.demo import _finish
+
+    summary = {
+        "steps": 10,
+        "steps_planned": 10,
+        "learning_ratio": 4.1,
+        "stage_changes": 4,
+        "best_gflops": 2.6,
+        "openblas_gflops": 40.0,
+        "last5_top_program_share": 0.4,
+        **extra,
+    }
+    assert _finish(tmp_path, dict(summary), {"bus": 0, "trainer": 0}, time.monotonic()) == 1
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["learned"] is False and why in written["reward_insane"]
+    assert why in capsys.readouterr().out
+    sane = {**summary, "last5_top_program_share": 0.4, "openblas_gflops": 40.0}
+    sane.pop("trusted_kernel_rejected", None)
+    assert _finish(tmp_path, sane, {"bus": 0, "trainer": 0}, time.monotonic()) == 0

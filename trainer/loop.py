@@ -333,6 +333,9 @@ class Trainer:
             "bencher_idle_ratio": min(1.0, max(0.0, 1 - bencher_busy_s / bencher_seconds)) if step_s else 0.0,
             "entropy": -statistics.fmean(logprobs) if logprobs else 0.0,
             "lost": verdicts.get(LOST, 0),
+            # Which program each sample is (a short digest of its code): a policy collapsing onto one program
+            # shows here however its reward looks (the demo fails on it).
+            "programs": [hashlib.sha256(s.code.encode()).hexdigest()[:12] for s in batch.samples],
             "staleness": times.staleness,
             "lr": self.optimizer.param_groups[0]["lr"],
             **{k: v for k, v in stats.items() if isinstance(v, int | float)},

@@ -13,6 +13,7 @@ on `matplotlib.figure.Figure` with the Agg canvas: no display, no pyplot state.
 from __future__ import annotations
 
 import argparse
+import collections
 import itertools
 import json
 import statistics
@@ -42,6 +43,9 @@ class Learning:
     """The fastest sample of the run (its measured median)."""
     stage_changes: list[tuple[int, int]]
     """(first step, stage) each time the prompts' stage changed after step 1."""
+    top_program_share: float
+    """Share of the last WINDOW steps' samples that are the most frequent program (same code): 1.0 when the
+    policy samples one program only. 0 when the log does not record programs."""
 
 
 def learning(records: Sequence[dict[str, Any]], window: int = WINDOW) -> Learning:
@@ -56,7 +60,16 @@ def learning(records: Sequence[dict[str, Any]], window: int = WINDOW) -> Learnin
         learning_ratio=last / first if first > 0 else 0.0,
         best_sample_gflops=max((float(r["gflops_max"]) for r in records), default=0.0),
         stage_changes=changes,
+        top_program_share=top_program_share(records[-window:]),
     )
+
+
+def top_program_share(records: Sequence[dict[str, Any]]) -> float:
+    """The collapse measure: how much of these steps' samples the single most frequent program takes."""
+    programs = [p for r in records for p in r.get("programs", [])]
+    if not programs:
+        return 0.0
+    return collections.Counter(programs).most_common(1)[0][1] / len(programs)
 
 
 def plot(records: Sequence[dict[str, Any]], out: Path, title: str = "") -> Path:
