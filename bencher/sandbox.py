@@ -105,11 +105,49 @@ DENIED_SYSCALLS: tuple[str, ...] = (
     "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register",
     "keyctl", "add_key", "request_key", "personality",
     "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-    # Memory that no process's RLIMIT_AS is charged for.
-    "shmget", "msgget",
+    # Memory that no process's RLIMIT_AS is charged for: a memfd holds written data without a mapping, SysV
+    # segments and message queues outlive their mappings (POSIX queues too, through mq_open).
+    "memfd_create", "memfd_secret", "shmget", "msgget", "mq_open",
 )  # fmt: skip
 """Syscalls refused with EPERM. Everything else is allowed: a deny-list, because gcc, ld, libgomp and the harness
 need a broad and version-dependent set of syscalls (fork, pipes, threads, mmap)."""
+
+INIT_PID = 1
+"""The program's pid inside its PID namespace (bwrap --as-pid-1): the benchmark monitor, the compiler driver."""
+
+PID_1_GUARDED_ARGS: tuple[tuple[str, tuple[int, ...]], ...] = (
+    # Signals: the kernel already drops every signal sent to pid 1 from inside its namespace unless pid 1 handles
+    # it (SIGKILL and SIGSTOP included); refusing makes the attempt visible and does not rely on handlers.
+    ("kill", (0,)), ("tkill", (0,)), ("tgkill", (0, 1)), ("rt_sigqueueinfo", (0,)), ("rt_tgsigqueueinfo", (0, 1)),
+    ("pidfd_open", (0,)),
+    # Scheduling: same-uid processes may re-pin, renice and reschedule each other without any privilege.
+    ("sched_setaffinity", (0,)), ("sched_setscheduler", (0,)), ("sched_setparam", (0,)), ("sched_setattr", (0,)),
+    ("setpriority", (1,)), ("ioprio_set", (1,)),
+    # Its limits and its memory's placement.
+    ("prlimit64", (0,)), ("migrate_pages", (0,)), ("move_pages", (0,)),
+)  # fmt: skip
+"""Syscalls refused with EPERM when the named argument is pid 1, the program itself, which processes inside the
+sandbox may then not signal, re-pin, renice, SCHED_IDLE or re-limit. pid 1 names itself 0 for these calls."""
+
+_GROUP_TARGETS: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("setpriority", (1, 2)),  # PRIO_PGRP, PRIO_USER: pid 1's process group and uid include it
+    ("ioprio_set", (2, 3)),  # IOPRIO_WHO_PGRP, IOPRIO_WHO_USER
+)
+"""setpriority and ioprio_set may also name a process group or a uid (first argument): refused outright."""
+
+_INT_MASK = 0xFFFF_FFFF
+"""pid and `which` arguments are C ints: the kernel ignores the upper 32 bits, so the filter must too."""
+
+SYSTEM_PATHS: tuple[str, ...] = (
+    "/usr",
+    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives",
+    "/sys/devices/system/cpu", "/sys/devices/system/node",
+)  # fmt: skip
+"""The host paths bound read-only into every sandbox (if they exist): the toolchain and libraries, the dynamic
+loader's cache, Debian's alternatives (libblas, libopenblas point through them) and the CPU and NUMA topology that
+glibc, libgomp and OpenBLAS read. /bin, /sbin and /lib* follow (as the symlinks into /usr they are on a merged-/usr
+system). Nothing else of the host is visible."""
+_TOP_LEVEL_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 
 _CLONE_NAMESPACE_FLAGS = (
     0x00020000,  # CLONE_NEWNS
@@ -244,6 +282,7 @@ class Sandbox:
         self._bwrap = _find_tool("bwrap", "apt-get install bubblewrap")
         self._prlimit = _find_tool("prlimit", "apt-get install util-linux")
         self._seccomp_bpf = _seccomp_filter() if seccomp else None
+        self._system_layout = _system_layout()
         _become_child_subreaper()
         _remove_orphaned_host_dirs()
         self._check_works()
@@ -316,15 +355,16 @@ class Sandbox:
             f"--nofile={limits.open_files}",
             "--core=0",
         ]
-        # bwrap applies these in order: the tmpfs first, then the mounts inside it.
+        # bwrap applies these in order on a fresh root tmpfs: the system paths, the /tmp tmpfs, then the mounts
+        # inside it; the root itself goes read-only last (it is a tmpfs bounded only by RAM).
         sandbox = [
             "--unshare-all",
             "--unshare-user",
             "--disable-userns",
             "--die-with-parent",
             "--new-session",
-            "--ro-bind", "/", "/",
-            "--tmpfs", "/run", "--remount-ro", "/run",
+            "--as-pid-1",
+            *self._system_layout,
             "--proc", "/proc",
             "--dev", "/dev", "--remount-ro", "/dev",
             "--size", str(limits.tmpfs_bytes), "--tmpfs", "/tmp",
@@ -332,7 +372,7 @@ class Sandbox:
         ]  # fmt: skip
         for mount in mounts:
             sandbox += ["--bind" if mount.writable else "--ro-bind", str(mount.source), mount.target]
-        sandbox += ["--chdir", WORK_DIR, "--json-status-fd", str(status_fd)]
+        sandbox += ["--remount-ro", "/", "--chdir", WORK_DIR, "--json-status-fd", str(status_fd)]
         if seccomp_fd is not None:
             sandbox += ["--seccomp", str(seccomp_fd)]
         return [self._prlimit, *rlimits, "--", self._bwrap, *sandbox, "--", *argv]
@@ -701,19 +741,34 @@ def _find_tool(name: str, install: str) -> str:
 
 
 def _seccomp_filter() -> bytes:
-    """The compiled BPF program (default allow, DENIED_SYSCALLS -> EPERM), built once per Sandbox."""
+    """The compiled BPF program, built once per Sandbox: default allow; EPERM for DENIED_SYSCALLS, for the calls of
+    PID_1_GUARDED_ARGS that name pid 1, and for setpriority/ioprio_set on a process group or uid."""
     try:
         import pyseccomp  # type: ignore[import-untyped]
     except ImportError as exc:
         raise SandboxError(
             "pyseccomp is not installed: pip install pyseccomp (and apt-get install libseccomp2)"
         ) from exc
+    refuse = pyseccomp.ERRNO(errno.EPERM)
+
+    def int_argument(index: int, value: int) -> Any:
+        return pyseccomp.Arg(index, pyseccomp.MASKED_EQ, _INT_MASK, value)
+
+    def known(name: str) -> bool:
+        if pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name) >= 0:
+            return True
+        log.warning("seccomp_unknown_syscall name=%s", name)  # an old libseccomp; the kernel may lack it too
+        return False
+
     program = pyseccomp.SyscallFilter(defaction=pyseccomp.ALLOW)
-    for name in DENIED_SYSCALLS:
-        if pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name) < 0:
-            log.warning("seccomp_unknown_syscall name=%s", name)  # an old libseccomp; the kernel may lack it too
-            continue
-        program.add_rule(pyseccomp.ERRNO(errno.EPERM), name)
+    for name in filter(known, DENIED_SYSCALLS):
+        program.add_rule(refuse, name)
+    for name, indices in PID_1_GUARDED_ARGS:
+        for index in indices if known(name) else ():
+            program.add_rule(refuse, name, int_argument(index, INIT_PID))
+    for name, whiches in _GROUP_TARGETS:
+        for which in whiches:
+            program.add_rule(refuse, name, int_argument(0, which))
     # clone3 passes its flags in memory seccomp cannot read: ENOSYS makes glibc fall back to clone, whose flags
     # we can check.
     program.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")
@@ -726,6 +781,21 @@ def _seccomp_filter() -> bytes:
         return os.pread(fd, 1 << 20, 0)
     finally:
         os.close(fd)
+
+
+def _system_layout() -> list[str]:
+    """bwrap arguments that show the program SYSTEM_PATHS (read-only) and the top-level links into /usr."""
+    layout: list[str] = []
+    for name in _TOP_LEVEL_LINKS:
+        link = f"/{name}"
+        if os.path.islink(link):
+            layout += ["--symlink", os.readlink(link), link]
+        elif os.path.isdir(link):
+            layout += ["--ro-bind", link, link]
+    for path in SYSTEM_PATHS:
+        if os.path.exists(path):
+            layout += ["--ro-bind", path, path]
+    return layout
 
 
 def _become_child_subreaper() -> None:
