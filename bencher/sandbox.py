@@ -7,21 +7,34 @@ deadline. When `Sandbox.run` returns, no process of the run is left and no host 
 Why each layer exists (the RL policy that writes the programs is rewarded for speed and will try anything):
 
 - **uid drop.** bwrap run by root with `--unshare-user` maps the sandbox user to host root: the "nobody" inside owns
-  every root-owned file and read /etc/shadow through the read-only bind. So we become a real unprivileged uid
+  every root-owned file and read /etc/shadow through a read-only bind. So we become a real unprivileged uid
   (65534) *before* bwrap: host file permissions apply, and RLIMIT_NPROC counts (the kernel exempts root from it).
 - **namespaces** (`--unshare-all`). A private network namespace with an empty loopback: no TCP/UDP to anything,
   not even our own 127.0.0.1 services. A private PID namespace: the program sees and signals only its own
   processes, and when the namespace's pid 1 dies the kernel kills every process in it, so nothing outlives a run.
   `--disable-userns` forbids nested user namespaces, the usual door to kernel bugs reachable without privilege.
-- **read-only `/`, private tmpfs `/tmp`.** Compilers and libraries are visible but unchangeable; the work dir
-  `/tmp/work` is size-bounded and vanishes with the run; only explicit `Mount`s reach the host.
-- **`/run` and `/dev` read-only tmpfs.** Host daemons' unix sockets (munge, D-Bus, docker) live under /run: a network
-  namespace does not cover filesystem sockets and a read-only bind does not stop `connect()`. bwrap's `--dev` and
-  `--tmpfs` are writable tmpfs bounded only by RAM (`/dev/shm`), a way around the /tmp size limit.
-- **seccomp** (`DENIED_SYSCALLS`). Defence in depth behind the namespaces: no sockets at all, no ptrace or
-  cross-process memory access (the harness's memory holds the timer), no new namespaces or mounts, and none of the
-  kernel interfaces with a long record of privilege escalations (bpf, perf, userfaultfd, io_uring, keyrings). SysV
-  shared memory and message queues are refused because their memory is charged to no process's RLIMIT_AS.
+- **the program is pid 1** (`--as-pid-1`). The benchmark monitor forks the candidate; as the namespace's init, the
+  monitor gets no signal from inside the namespace that it does not handle, SIGKILL and SIGSTOP included, so its
+  child cannot kill, stop or time it out to turn a wrong answer into an uncharged infra_error. There is no bwrap
+  init process either: it was dumpable, so the candidate (same uid) could write into its memory through
+  /proc/1/mem and forge the exit status.
+- **only the system paths, read-only** (`SYSTEM_PATHS`). A fresh root holds /usr, the /bin, /sbin and /lib* links,
+  the loader's files of /etc, /etc/alternatives, /proc, a read-only /dev and the CPU and NUMA topology of /sys;
+  nothing else of the host: no /home, /root, /var, /srv, /work, /run (host daemons' unix sockets: a network
+  namespace does not cover filesystem sockets, and a read-only bind does not stop `connect()`), no /etc/passwd, no
+  cache or repository. Any world-readable file elsewhere on the node would otherwise be readable. The root, /dev
+  (`/dev/shm`) and the mount points bwrap creates are tmpfs bounded only by RAM, so all of them are read-only.
+- **private tmpfs `/tmp`.** The work dir `/tmp/work` is size-bounded and vanishes with the run; only explicit
+  `Mount`s reach the host.
+- **seccomp** (`DENIED_SYSCALLS`, `PID_1_GUARDED_ARGS`). Defence in depth behind the namespaces: no sockets at all,
+  no ptrace or cross-process memory access (the harness's memory holds the timer), no new namespaces or mounts, and
+  none of the kernel interfaces with a long record of privilege escalations (bpf, perf, userfaultfd, io_uring,
+  keyrings). memfd_create, SysV shared memory and message queues and POSIX message queues are refused because their
+  memory is charged to no process's RLIMIT_AS (a memfd written, never mapped, held 1.9 GiB beyond a 4 GiB limit).
+  Signals, affinity, nice, scheduling policy, I/O priority, rlimits and page migration aimed at pid 1 (or at its
+  process group or uid) are refused: a process may change these for any process of its uid, and a monitor re-pinned,
+  reniced or made SCHED_IDLE by its candidate measures it wrongly. The pid is compared as the C int the kernel
+  reads, so bits above 32 do not get past. Calls through another ABI (x32, i386 `int 0x80`) are killed (SIGSYS).
 - **rlimits** (`prlimit`, not `preexec_fn`, which is unsafe in our multi-threaded daemon). RLIMIT_AS and RLIMIT_CPU
   bound each process; RLIMIT_NPROC bounds fork bombs (per uid, host-wide); RLIMIT_FSIZE and RLIMIT_NOFILE bound
   files; no core dumps.
@@ -38,13 +51,23 @@ Known weaknesses:
 - All processes of a run share one uid: without Yama they can open each other's `/proc/<pid>/fd/*` and
   `/proc/<pid>/mem` (seccomp cannot see `open`). A harness that forks its candidate must make itself non-dumpable
   (`prctl(PR_SET_DUMPABLE, 0)`) before it forks, or the candidate can write on the harness's result channel.
-- Not root (`uid` None): no uid drop. The program runs as our own uid, so every host file we can read is readable
-  through the read-only `/`, and RLIMIT_NPROC is shared with all our other processes. The namespaces, seccomp and
-  the other rlimits still apply.
-- `Sandbox()` makes this process a child subreaper (`PR_SET_CHILD_SUBREAPER`): bwrap's monitor exits as soon as
-  the program does, and only the process that reaps the sandbox's pid 1 learns the CPU time of the whole tree. A
-  side effect: other orphaned descendants of this process are reparented to it and must be reaped by it.
-- `cpu_s` counts the processes that bwrap's pid 1 reaped. Processes the kernel kills when the PID namespace ends
+- pid 1 gets no signal from inside its namespace without a handler, its own included: not RLIMIT_CPU's SIGXCPU
+  (it runs on to the hard limit, one second later, and dies of SIGKILL), not SIGXFSZ or SIGPIPE (its write fails
+  with EFBIG or EPIPE), not raise(); abort() ends in SIGSEGV. Its children get all of these as usual: untrusted work
+  belongs in a child (the monitor forks the candidate; a build runs the compilers under `sh -c`).
+- The guards name pid 1 by number, so pid 1 must name itself 0 (`sched_setaffinity(0, ...)`, never its pid or tid)
+  and code that pins the calling thread by its tid (libgomp's start-up, `pthread_setaffinity_np`) fails in pid 1's
+  main thread: the candidate's runtime must start in the child. Other processes and threads of a run (the
+  candidate's threads, a second helper of the monitor) are not guarded from each other. Orphans of the candidate are
+  reparented to pid 1, which need not reap them (RLIMIT_NPROC bounds them).
+- A compiler or tool outside SYSTEM_PATHS (/opt, a home directory) is not visible; bind it with a `Mount`.
+- Not root (`uid` None): no uid drop. The program runs as our own uid, so every file under SYSTEM_PATHS that we can
+  read is readable, and RLIMIT_NPROC is shared with all our other processes. The namespaces, seccomp and the other
+  rlimits still apply.
+- `Sandbox()` makes this process a child subreaper (`PR_SET_CHILD_SUBREAPER`): when we kill bwrap's monitor, the
+  program (the sandbox's pid 1) comes to us, and only the process that reaps it learns the CPU time of the whole
+  tree. A side effect: other orphaned descendants of this process are reparented to it and must be reaped by it.
+- `cpu_s` counts the program and the processes it reaped. Processes the kernel kills when the PID namespace ends
   (everything, after a wall-clock kill or cancel; a daemonised leftover after a normal exit) are reaped
   automatically and their CPU time is lost: after a timeout `cpu_s` is a lower bound.
 """
@@ -537,7 +560,7 @@ class _Watch:
         self._buffers: dict[int, bytearray] = {}
         self._status = bytearray()
         self.child_pid: int | None = None
-        """Host pid of the sandbox's pid 1 (bwrap's init), from bwrap's status records."""
+        """Host pid of the sandbox's pid 1 (the program itself), from bwrap's status records."""
         self.pidfd: int | None = None
         self.exit_code: int | None = None
         """The program's exit status as bwrap reports it (128+N for signal N); None until it exited."""
