@@ -1,10 +1,14 @@
-"""Build a candidate: policy checks, then compile and link it with the trusted harness in the sandbox.
+"""Build a candidate: policy checks, then compile it into a shared object in the sandbox.
 
 One sandbox launch runs the compiler (keeping the preprocessed text), `readelf` on the
 object, and the link, so the untrusted source never meets an unsandboxed tool. The checks of
-bencher.policy then decide whether the linked binary may run. Builds are cached on disk by the
-normalized source, compiler identity, flags and harness, so the duplicates common in a GRPO group
-compile once; compile errors and rejections are cached too (they are deterministic), limits are not.
+bencher.policy then decide whether the built library may run. The candidate is never linked into
+the monitor: the monitor (harness/monitor.c and the problem's harness, trusted, compiled on the host
+once per problem) is a program of its own, and only its forked child loads the candidate's library,
+so no candidate code (constructor, ifunc resolver) runs in the monitor's process (docs/bencher.md).
+Builds are cached on disk by the normalized source, compiler identity, flags and harness, so the
+duplicates common in a GRPO group compile once; compile errors and rejections are cached too (they
+are deterministic), limits are not.
 """
 
 from __future__ import annotations
@@ -32,6 +36,14 @@ from bus.schema import Verdict
 log = logging.getLogger(__name__)
 HARNESS_FLAGS = ("-O2", "-march=native")
 """The trusted monitor and harness are compiled once per problem with these, outside the sandbox."""
+MONITOR_BINARY = "bench"
+"""The monitor program, in a build's directory next to the candidate's library."""
+CANDIDATE_LIBRARY = "candidate.so"
+"""The candidate's shared object, in a build's directory next to the monitor (which loads it in its child)."""
+CANDIDATE_FLAGS = ("-fPIC",)
+LINK_FLAGS = ("-shared", "-Wl,-z,defs")
+"""A shared object, with every symbol resolved at link time (an unknown function is a link error, as it was
+when the candidate was linked into an executable, not a load failure at run time)."""
 _COMPILE_LOG_BYTES = 2000
 _EXIT_COMPILE, _EXIT_INSPECT, _EXIT_LINK = 10, 11, 12
 _CACHEABLE = (Verdict.OK, Verdict.COMPILE_ERROR, Verdict.REJECTED)
@@ -40,7 +52,8 @@ _CACHEABLE = (Verdict.OK, Verdict.COMPILE_ERROR, Verdict.REJECTED)
 @dataclass(frozen=True)
 class Build:
     verdict: Verdict
-    """OK: `binary` may run. Otherwise why not (compile_error, rejected, timeout, resource_limit, infra_error)."""
+    """OK: `binary` (the monitor, with the candidate's library beside it) may run. Otherwise why not
+    (compile_error, rejected, timeout, resource_limit, infra_error)."""
     detail: str
     binary: Path | None
     compile_s: float
@@ -115,8 +128,8 @@ class Builder:
         except (OSError, ValueError):
             return None
         verdict = Verdict(outcome["verdict"])
-        binary = entry_dir / "bench" if verdict is Verdict.OK else None
-        if binary is not None and not binary.is_file():
+        binary = entry_dir / MONITOR_BINARY if verdict is Verdict.OK else None
+        if binary is not None and not (binary.is_file() and (entry_dir / CANDIDATE_LIBRARY).is_file()):
             return None
         return Build(verdict, outcome["detail"], binary, 0.0, cached=True)
 
@@ -127,39 +140,32 @@ class Builder:
         digest.update(shlex.join(HARNESS_FLAGS).encode())
         return digest.hexdigest()[:16]
 
-    def _harness_object(self, problem: Problem) -> Path:
-        """monitor.c + the problem's harness as one relocatable object (trusted: compiled on the host)."""
+    def _monitor_binary(self, problem: Problem) -> Path:
+        """monitor.c + the problem's harness as one program (trusted: compiled on the host, once per problem)."""
         compiler = self.compiler_for(problem)
-        path = self.cache_dir / f"harness-{problem.id}-{compiler}-{self._harness_digest(problem)}.o"
+        path = self.cache_dir / f"monitor-{problem.id}-{compiler}-{self._harness_digest(problem)}"
         if path.is_file():
             return path
-        parts = []
-        unique = _unique()  # benchers sharing a cache dir may race here
-        for source in (HARNESS_DIR / "monitor.c", problem.harness):
-            part = path.with_suffix(f".{source.stem}.{unique}.o")
-            command = [compiler, *HARNESS_FLAGS, "-Wall", "-c", str(source), "-o", str(part)]
-            result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-            if result.returncode != 0:
-                raise SandboxError(f"the trusted harness does not compile: {result.stderr[-500:]}")
-            parts.append(part)
-        partial = path.with_suffix(f".{unique}.tmp")
-        subprocess.run(["ld", "-r", *map(str, parts), "-o", str(partial)], check=True, capture_output=True, timeout=60)
+        partial = path.with_suffix(f".{_unique()}.tmp")  # benchers sharing a cache dir may race here
+        sources = (str(HARNESS_DIR / "monitor.c"), str(problem.harness))
+        command = [compiler, *HARNESS_FLAGS, "-Wall", *sources, "-lm", "-ldl", "-o", str(partial)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise SandboxError(f"the trusted monitor does not compile: {result.stderr[-500:]}")
         partial.replace(path)
-        for part in parts:
-            part.unlink()
         return path
 
     def _compile(self, problem: Problem, source: str, entry_dir: Path, libraries: tuple[str, ...]) -> Build:
         compiler = self.compiler_for(problem)
         trusted = bool(libraries)
-        flags = shlex.join(problem.flags)
+        flags = shlex.join(problem.flags + CANDIDATE_FLAGS)
         script = "\n".join(
             [
                 "cd /tmp/work/out",
                 f"{compiler} {flags} -save-temps=obj -c cand.c -o cand.o 2> compile.log || exit {_EXIT_COMPILE}",
                 f"readelf -SW cand.o > sections.txt && readelf -sW cand.o > symbols.txt || exit {_EXIT_INSPECT}",
-                f"{compiler} {flags} cand.o harness.o -lm {shlex.join(libraries)} -o bench 2> link.log"
-                f" || exit {_EXIT_LINK}",
+                f"{compiler} {flags} {shlex.join(LINK_FLAGS)} cand.o -lm {shlex.join(libraries)}"
+                f" -o {CANDIDATE_LIBRARY} 2> link.log || exit {_EXIT_LINK}",
             ]
         )
         limits = Limits(
@@ -173,7 +179,7 @@ class Builder:
         )
         with self.sandbox.host_dir("hpcrl-build-") as out:
             (out / "cand.c").write_text(source)
-            shutil.copyfile(self._harness_object(problem), out / "harness.o")
+            monitor = self._monitor_binary(problem)
             run = self.sandbox.run(["/bin/sh", "-c", script], limits=limits, mounts=[Mount(out, "/tmp/work/out", True)])
             if run.timed_out:
                 return Build(Verdict.TIMEOUT, f"compiling took longer than {limits.wall_s:g} s", None, 0.0)
@@ -197,16 +203,19 @@ class Builder:
                     return Build(Verdict.REJECTED, reason, None, 0.0)
             if run.exit_code == _EXIT_LINK:
                 return Build(Verdict.COMPILE_ERROR, "link failed: " + _read_log(out / "link.log"), None, 0.0)
-            if (out / "bench").is_symlink() or not (out / "bench").is_file():
+            library = out / CANDIDATE_LIBRARY
+            if library.is_symlink() or not library.is_file():
                 raise SandboxError("the linker's output is not a plain file")
             entry_dir.mkdir(parents=True, exist_ok=True)
             # Benchers sharing a cache dir (SLURM tasks on one node) build the same key at the same time:
-            # each writes its own file and renames it into place, so none reads or runs a half-written one.
-            partial = entry_dir / f"bench.{_unique()}.tmp"
-            shutil.copyfile(out / "bench", partial)
-            partial.chmod(0o755)
-            partial.replace(entry_dir / "bench")
-        return Build(Verdict.OK, "", entry_dir / "bench", 0.0)
+            # each writes its own files and renames them into place, so none reads or runs a half-written one.
+            # The library first: an entry counts as built once its monitor is in place.
+            for source_path, name in ((library, CANDIDATE_LIBRARY), (monitor, MONITOR_BINARY)):
+                partial = entry_dir / f"{name}.{_unique()}.tmp"
+                shutil.copyfile(source_path, partial)
+                partial.chmod(0o755)
+                partial.replace(entry_dir / name)
+        return Build(Verdict.OK, "", entry_dir / MONITOR_BINARY, 0.0)
 
 
 _MAX_OUTPUT_READ_BYTES = 64 << 20

@@ -10,12 +10,14 @@ node's peak.
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import statistics
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bencher.build import CANDIDATE_LIBRARY
 from bencher.config import MIB, BencherConfig
 from bencher.node import Node
 from bencher.registry import Problem
@@ -91,6 +93,7 @@ def measure(
     cancel: threading.Event | None = None,
 ) -> Measurement:
     arguments = {
+        "candidate": f"/tmp/work/bin/{CANDIDATE_LIBRARY}",
         "n": n,
         "full_check_max_n": problem.full_check_max_n,
         "tolerance": problem.tolerance,
@@ -103,7 +106,9 @@ def measure(
     }
     limits = run_limits(problem, n, config, node.threads)
     with sandbox.host_dir("hpcrl-run-") as bin_dir:
+        # The monitor and, beside it, the candidate's library that only the monitor's child loads.
         shutil.copyfile(binary, bin_dir / "bench")
+        shutil.copyfile(binary.with_name(CANDIDATE_LIBRARY), bin_dir / CANDIDATE_LIBRARY)
         (bin_dir / "bench").chmod(0o755)
         try:
             run = sandbox.run(
@@ -119,41 +124,144 @@ def measure(
     return judge(run, problem.flop_count(n), config, node)
 
 
-def judge(run: SandboxRun, flop_count: float, config: BencherConfig, node: Node) -> Measurement:
-    """The verdict of one run, from the monitor's records and the bencher's own view of the run."""
-    output = (run.stdout + run.stderr)[:500].decode(errors="replace")
-    seconds: list[float] = []
-    outside_cpu = max_error = calls_s = 0.0
+MONITOR_FAULT_EXIT = 2
+"""The monitor's exit status when it failed itself (bad arguments, no pipe, no getrandom): infra_error."""
+_CHARGED_FAILURES = frozenset(
+    {Verdict.WRONG_ANSWER, Verdict.TIMEOUT, Verdict.CRASH, Verdict.RESOURCE_LIMIT, Verdict.REJECTED}
+)
+"""The verdicts a `fail` record may carry from a monitor that worked (exit 0)."""
+_NUMBER = r"(-?(?:\d+(?:\.\d*)?(?:e[-+]?\d+)?|nan|inf))"
+_REP = re.compile(rf"rep (\d{{1,9}}) (warm|timed) {_NUMBER} {_NUMBER} {_NUMBER} {_NUMBER}")
+_DONE = re.compile(r"done (\d{1,9})")
+_FAIL = re.compile(r"fail ([a-z_]{1,32})(?: (.*))?")
+
+
+@dataclass
+class Records:
+    """What the monitor's channel says, read strictly: anything but the exact grammar of docs/bencher.md
+    (`rep`, then `done` or one `fail`, every field in range) sets `malformed` and nothing else counts."""
+
+    seconds: list[float] = field(default_factory=list)
+    """Timed calls."""
+    calls_s: float = 0.0
+    outside_cpu_s: float = 0.0
+    max_error: float = 0.0
     failure: tuple[Verdict, str] | None = None
-    done = False
-    for line in run.channel.decode(errors="replace").splitlines():
-        kind, _, rest = line.partition(" ")
-        fields = rest.split()
-        if kind == "rep" and len(fields) == 6:
-            outside_cpu += float(fields[5])
-            calls_s += float(fields[2])
-            max_error = max(max_error, float(fields[3]))
-            if fields[1] == "timed":
-                seconds.append(float(fields[2]))
-        elif kind == "fail" and fields:
-            verdict = _VERDICT_NAMES.get(fields[0], Verdict.INFRA_ERROR)
-            failure = (verdict, rest[len(fields[0]) :].strip())
-        elif kind == "done":
-            done = True
+    done: bool = False
+    malformed: str = ""
+    """Why the records cannot be believed; empty when they can."""
+
+
+def read_records(channel: bytes, config: BencherConfig) -> Records:
+    """Parse the channel. Total: any input gives a Records, never an exception."""
+    records = Records()
+    text = channel.decode("ascii", errors="replace")
+    if text and not text.endswith("\n"):
+        records.malformed = "the last record is cut off"
+        return records
+    reps = timed = 0
+    failed_check = False  # the last rep's error exceeded its bound: only `fail wrong_answer` may follow
+    for number, line in enumerate(text.splitlines(), 1):
+        problem = _read_line(line, records, reps, timed, failed_check, config)
+        if problem:
+            records.malformed = f"record {number} ({line[:80]!r}): {problem}"
+            return records
+        if line.startswith("rep "):
+            reps += 1
+            timed += line.split()[2] == "timed"
+            failed_check = not records.max_error <= float(line.split()[5])
+    if not records.done and not records.failure:
+        records.malformed = "no `done` or `fail` record"
+    return records
+
+
+def _read_line(line: str, records: Records, reps: int, timed: int, failed_check: bool, config: BencherConfig) -> str:
+    """Fold one record into `records`; returns why it is malformed, or "" when it is not."""
+    if records.done or records.failure:
+        return "a record after the last one"
+    if rep := _REP.fullmatch(line):
+        index, kind = int(rep[1]), rep[2]
+        seconds, error, bound, outside = (float(rep[i]) for i in range(3, 7))
+        if failed_check:
+            return "a call after one that failed its check"
+        if index != reps:
+            return f"repetition {index} where {reps} was due"
+        if (kind == "warm") != (index < config.warmup_reps):
+            return f"a {kind} call where the configuration has {config.warmup_reps} warm-up call(s)"
+        if kind == "timed" and timed >= config.max_reps:
+            return f"more than max_reps = {config.max_reps} timed calls"
+        if not (math.isfinite(seconds) and seconds > 0):
+            return f"call time {seconds} is not a positive number of seconds"
+        if not (math.isfinite(bound) and bound > 0) or not (math.isfinite(outside) and outside >= 0):
+            return "error bound or outside CPU time out of range"
+        if error < 0:
+            return "a negative error"
+        records.calls_s += seconds
+        records.outside_cpu_s += outside
+        records.max_error = error if math.isnan(error) else max(records.max_error, error)
+        if kind == "timed":
+            records.seconds.append(seconds)
+        return ""
+    if done := _DONE.fullmatch(line):
+        if failed_check:
+            return "`done` after a call that failed its check"
+        if int(done[1]) != timed or reps != config.warmup_reps + timed:
+            return f"`done {done[1]}` after {reps} call(s), {timed} of them timed"
+        if not config.min_reps <= timed <= config.max_reps:
+            return f"{timed} timed calls, outside min_reps..max_reps = {config.min_reps}..{config.max_reps}"
+        records.done = True
+        return ""
+    if fail := _FAIL.fullmatch(line):
+        verdict, detail = _VERDICT_NAMES.get(fail[1]), fail[2] or ""
+        if verdict is Verdict.INFRA_ERROR:
+            records.failure = (verdict, detail)  # believed only with the monitor's fault exit status
+            return ""
+        if verdict not in _CHARGED_FAILURES:
+            return f"`{fail[1]}` is not a verdict a run can fail with"
+        if failed_check and verdict is not Verdict.WRONG_ANSWER:
+            return "a failed check must end the run as wrong_answer"
+        if not detail.isprintable():
+            return "unprintable detail"
+        records.failure = (verdict, detail)
+        return ""
+    return "not a record of the monitor's grammar"
+
+
+def judge(run: SandboxRun, flop_count: float, config: BencherConfig, node: Node) -> Measurement:
+    """The verdict of one run, from the monitor's records and the bencher's own view of the run.
+
+    Total: whatever the channel holds, the answer is a Measurement. Records that break the grammar, a
+    monitor killed by a signal, or one that exits otherwise than 0 (worked) or 2 (its own fault) are
+    charged to the candidate: its process is the only other one in the sandbox (docs/bencher.md)."""
+    output = (run.stdout + run.stderr)[:500].decode(errors="replace")
+    records = read_records(run.channel, config)
+    seconds, outside_cpu, max_error = records.seconds, records.outside_cpu_s, records.max_error
 
     def result(verdict: Verdict, detail: str) -> Measurement:
         return Measurement(
-            verdict, detail, tuple(seconds), flop_count, run.wall_s, outside_cpu, max_error, output, calls_s
+            verdict, detail, tuple(seconds), flop_count, run.wall_s, outside_cpu, max_error, output, records.calls_s
         )
 
     if run.cancelled:
         return result(Verdict.INFRA_ERROR, "the run was cancelled (the bencher is stopping)")
     if run.timed_out:
         return result(Verdict.TIMEOUT, f"the run exceeded its wall-clock limit of {run.wall_s:.1f} s")
-    if failure:
-        return result(*failure)
-    if not done or run.exit_code != 0:
-        return result(Verdict.INFRA_ERROR, f"the benchmark monitor ended without a result: {run.describe()}")
+    if run.exit_code == MONITOR_FAULT_EXIT:
+        said = records.failure[1] if records.failure and records.failure[0] is Verdict.INFRA_ERROR else ""
+        return result(Verdict.INFRA_ERROR, f"the benchmark monitor failed: {said or run.describe()}")
+    if run.signal is not None:
+        return result(
+            Verdict.CRASH,
+            f"the benchmark monitor was {run.describe()}; only the candidate's process can signal it in the sandbox",
+        )
+    if run.exit_code != 0:
+        return result(Verdict.CRASH, f"the benchmark monitor ended with {run.describe()} and no result")
+    if records.malformed:
+        return result(Verdict.REJECTED, f"the result channel holds a malformed record: {records.malformed}")
+    if records.failure:
+        if records.failure[0] is Verdict.INFRA_ERROR:
+            return result(Verdict.REJECTED, "an infra_error record from a monitor that exited 0 (a forged record)")
+        return result(*records.failure)
     calls = len(seconds) + config.warmup_reps
     if sum(seconds) > run.wall_s:
         return result(

@@ -28,7 +28,6 @@ import logging
 import os
 import re
 import shlex
-import shutil
 import signal
 import statistics
 import subprocess
@@ -40,7 +39,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
-from bencher.build import Build, Builder, compiler_identity
+from bencher.build import CANDIDATE_FLAGS, CANDIDATE_LIBRARY, LINK_FLAGS, Build, Builder, compiler_identity
 from bencher.calibration import (
     LIBRARY_OUTSIDE_CPU_S_PER_CALL,
     OPENBLAS_KERNEL,
@@ -199,15 +198,13 @@ def direct_compile_s(problem: Problem, pipeline: Pipeline, source: str, workdir:
     """Wall of the bencher's own compile and link commands, run directly on the host (no sandbox,
     no nm/readelf, no checks): the compiler's share of a build."""
     compiler = pipeline.builder.compiler_for(problem)
-    flags = shlex.join(problem.flags)
+    flags = shlex.join(problem.flags + CANDIDATE_FLAGS)
     script = (
         f"{compiler} {flags} -save-temps=obj -c cand.c -o cand.o 2> compile.log && "
-        f"{compiler} {flags} cand.o harness.o -lm -o bench 2> link.log"
+        f"{compiler} {flags} {shlex.join(LINK_FLAGS)} cand.o -lm -o {CANDIDATE_LIBRARY} 2> link.log"
     )
     with tempfile.TemporaryDirectory(prefix="direct-", dir=workdir) as tmp:
         (Path(tmp) / "cand.c").write_text(source)
-        # The harness object the builder links (built once per cache dir, like the bencher's).
-        shutil.copyfile(pipeline.builder._harness_object(problem), Path(tmp) / "harness.o")
         started = time.monotonic()
         done = subprocess.run(["/bin/sh", "-c", script], cwd=tmp, capture_output=True, timeout=STANDALONE_TIMEOUT_S)
         seconds = time.monotonic() - started
@@ -266,7 +263,7 @@ def measure_overhead(
 ) -> dict[str, Any]:
     problem = get_problem(PROBLEM)
     source = TYPICAL_CANDIDATE.read_text()
-    # Warm-up: builds the harness object and brings gcc, bwrap and the kernel into the page cache.
+    # Warm-up: builds the monitor program and brings gcc, bwrap and the kernel into the page cache.
     evaluate_ok(pipeline, variant(source, -1), SIZE, "the typical candidate (warm-up)")
     direct_compile_s(problem, pipeline, variant(source, -1), workdir)
     samples: list[dict[str, float]] = []

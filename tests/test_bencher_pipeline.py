@@ -154,9 +154,16 @@ def test_a_build_writes_through_a_temporary_name_of_its_own(tmp_path: Path, node
     builder = Pipeline(fast_config(tmp_path), node=node).builder
     problem, source = get_problem("dgemm"), (LADDER / "naive_ijk.c").read_text()
     entry_dir = builder.cache_dir / builder.build_key(problem, source, ())
-    for other_writer in (entry_dir / "bench.tmp", entry_dir / "outcome.json.tmp"):
+    for other_writer in (entry_dir / "bench.tmp", entry_dir / "candidate.so.tmp", entry_dir / "outcome.json.tmp"):
         other_writer.mkdir(parents=True)  # a name a second writer could hold open: not ours to use
     build = builder.build(problem, source)
     assert build.verdict is Verdict.OK, build.detail
     assert build.binary is not None and build.binary.is_file()
-    assert sorted(p.name for p in entry_dir.iterdir()) == ["bench", "bench.tmp", "outcome.json", "outcome.json.tmp"]
+    assert sorted(p.name for p in entry_dir.iterdir()) == [
+        "bench",
+        "bench.tmp",
+        "candidate.so",
+        "candidate.so.tmp",
+        "outcome.json",
+        "outcome.json.tmp",
+    ]

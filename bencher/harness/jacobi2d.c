@@ -12,7 +12,8 @@
 
 #include "monitor.h"
 
-void jacobi2d(int n, const double *in, double *out);
+typedef void (*jacobi2d_fn)(int n, const double *in, double *out);
+const char problem_entry[] = "jacobi2d";
 
 struct problem {
     long n;
@@ -35,19 +36,18 @@ problem *problem_setup(const problem_params *params, void *(*shared_alloc)(size_
     return p;
 }
 
-void problem_fill(problem *p, rng_t *rng) {
+void problem_fill(problem *p) {
     size_t count = (size_t)(p->n * p->n);
-    rng_fill(rng, p->in, count);
+    random_fill(p->in, count);
     memcpy(p->IN, p->in, count * sizeof(double));
     for (size_t i = 0; i < count; i++) p->OUT[i] = NAN;
 }
 
-void problem_call(problem *p) { jacobi2d((int)p->n, p->IN, p->OUT); }
+void problem_call(problem *p, entry_point entry) { ((jacobi2d_fn)entry)((int)p->n, p->IN, p->OUT); }
 
 void problem_snapshot(problem *p) { memcpy(p->out, p->OUT, (size_t)(p->n * p->n) * sizeof(double)); }
 
-int problem_verify(problem *p, rng_t *rng, double *max_error, double *bound) {
-    (void)rng;
+int problem_verify(problem *p, double *max_error, double *bound) {
     long n = p->n;
     const double *u = p->in;
     double err = 0.0;

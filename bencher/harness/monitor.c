@@ -1,23 +1,30 @@
 /* The trusted benchmark monitor: fork the candidate, time each call, verify each output.
  *
- * Usage: bench n=512 full_check_max_n=256 tolerance=1 warmup=1 min_reps=3 max_reps=30
- *              max_seconds=1 cv_target=0.02 call_timeout_s=10
+ * Usage: bench candidate=/path/candidate.so n=512 full_check_max_n=256 tolerance=1 warmup=1 min_reps=3
+ *              max_reps=30 max_seconds=1 cv_target=0.02 call_timeout_s=10
  * Records go to the file descriptor named by $HPCRL_CHANNEL_FD, one line each (docs/bencher.md):
  *   rep <index> <warm|timed> <seconds> <max_error> <bound> <outside_cpu_s>
  *   fail <verdict> <detail...>
  *   done <timed_reps>
  *
- * Why a fork: the candidate is arbitrary C in our address space otherwise, and could rewrite the
- * start time, the random state or the verdict. Here the child shares only the problem's buffers
- * (MAP_SHARED); the monitor is made non-dumpable, so the child (same uid) can neither ptrace it
- * nor open its /proc/PID/fd/ to write fake records; the random state is seeded after the fork,
- * so the child's copy of our memory predicts nothing. Timing is the monitor's CLOCK_MONOTONIC
- * around a pipe round trip, and the child's CPU clock is read at each hand-over so that work done
- * between calls (a background thread precomputing) is measured and reported.
+ * Threat model: the candidate is arbitrary code, so it must never run in this process, where the
+ * result channel, the arguments (n, tolerance), the environment, the clock and the random state live.
+ * It is therefore not linked into this program: it is a shared object that only the forked child
+ * loads (dlopen), after the child has closed every descriptor but its two pipes. Its ifunc resolvers,
+ * constructors and entry point all run in the child, whose copy of our memory holds no secret (the
+ * random keys are drawn after the fork, in this process) and whose changes we never see. The two
+ * processes share only the problem's buffers (MAP_SHARED). This process is made non-dumpable, so the
+ * child (same uid) can neither ptrace it nor open its /proc/PID/fd/ or /proc/PID/mem. Timing is our
+ * CLOCK_MONOTONIC around a pipe round trip, and the child's CPU clock is read at each hand-over so that
+ * work done between calls (a background thread precomputing) is measured and reported. Every input
+ * buffer and every check vector has its own key from getrandom(), drawn when it is needed: a
+ * candidate that reads its inputs learns nothing about a later call's inputs or about the vectors
+ * that will check its output.
  */
 #define _GNU_SOURCE
 #include "monitor.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
@@ -75,26 +82,33 @@ static void infra(const char *what) {
     exit(2);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t rng_next(rng_t *r) {
-    uint64_t result = rotl(r->s[1] * 5, 7) * 9, t = r->s[1] << 17;
-    r->s[2] ^= r->s[0];
-    r->s[3] ^= r->s[1];
-    r->s[1] ^= r->s[2];
-    r->s[0] ^= r->s[3];
-    r->s[2] ^= t;
-    r->s[3] = rotl(r->s[3], 45);
-    return result;
-}
-
-double rng_uniform(rng_t *rng) { return (double)(rng_next(rng) >> 11) * 0x1.0p-52 - 1.0; }
-
 #define FILL_LANES 8
 
-void rng_fill(rng_t *rng, double *out, size_t count) {
+static void random_bytes(void *out, size_t bytes) {
+    for (size_t got = 0; got < bytes;) {
+        ssize_t n = getrandom((char *)out + got, bytes - got, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) infra("getrandom failed");
+        got += (size_t)n;
+    }
+}
+
+static double uniform_of(uint64_t bits) { return (double)(bits >> 11) * 0x1.0p-52 - 1.0; }
+
+void random_draw(double *out, size_t count) {
+    uint64_t chunk[256];
+    for (size_t i = 0; i < count;) {
+        size_t take = count - i < 256 ? count - i : 256;
+        random_bytes(chunk, take * sizeof chunk[0]);
+        for (size_t k = 0; k < take; k++) out[i + k] = uniform_of(chunk[k]);
+        i += take;
+    }
+}
+
+void random_fill(double *out, size_t count) {
     uint64_t lane[FILL_LANES];
-    for (int l = 0; l < FILL_LANES; l++) lane[l] = rng_next(rng) | 1; /* xorshift state must not be 0 */
+    random_bytes(lane, sizeof lane);
+    for (int l = 0; l < FILL_LANES; l++) lane[l] |= 1; /* xorshift state must not be 0 */
     size_t i = 0;
     for (; i + FILL_LANES <= count; i += FILL_LANES)
         for (int l = 0; l < FILL_LANES; l++) {
@@ -103,13 +117,9 @@ void rng_fill(rng_t *rng, double *out, size_t count) {
             x ^= x << 25;
             x ^= x >> 27;
             lane[l] = x;
-            out[i + (size_t)l] = (double)((x * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-52 - 1.0;
+            out[i + (size_t)l] = uniform_of(x * 0x2545F4914F6CDD1DULL);
         }
-    for (; i < count; i++) out[i] = rng_uniform(rng);
-}
-
-static void rng_seed(rng_t *rng) {
-    if (getrandom(rng->s, sizeof rng->s, 0) != (ssize_t)sizeof rng->s) infra("getrandom failed");
+    if (i < count) random_draw(out + i, count - i);
 }
 
 /* A buffer shared with the candidate's process, with an inaccessible guard page on each side:
@@ -140,22 +150,71 @@ static const char *signal_verdict(int sig) {
     return (sig == SIGXCPU || sig == SIGXFSZ || sig == SIGKILL) ? "resource_limit" : "crash";
 }
 
-static void child_died(int status) {
+#define CHILD_NO_LIBRARY 3 /* exit status of a child whose candidate library does not load */
+#define CHILD_NO_ENTRY 4   /* ... or has no entry point */
+
+static void child_died(int status, const char *when) {
     child_pid = 0;
     if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
-        fail(signal_verdict(sig), "candidate killed by signal %d (%s)", sig, strsignal(sig));
+        fail(signal_verdict(sig), "candidate killed by signal %d (%s) %s", sig, strsignal(sig), when);
     }
-    fail("crash", "candidate process ended with exit status %d during a call", WEXITSTATUS(status));
+    if (WEXITSTATUS(status) == CHILD_NO_ENTRY) fail("rejected", "the candidate defines no function %s", problem_entry);
+    if (WEXITSTATUS(status) == CHILD_NO_LIBRARY)
+        fail("crash", "the candidate's library does not load (the loader's message is in the output)");
+    fail("crash", "candidate process ended with exit status %d %s", WEXITSTATUS(status), when);
 }
 
-static void child_loop(problem *p, int go_fd, int done_fd) {
-    char token;
+static void reap_child(const char *when) {
+    int status;
+    waitpid(child_pid, &status, 0);
+    child_died(status, when);
+}
+
+/* The candidate's process. Before the first instruction of candidate code runs (its ifunc resolvers
+ * and constructors run inside dlopen), every descriptor but the two pipes and stdout/stderr is closed:
+ * the result channel is gone from this process. Our arguments, environment and options here are a
+ * copy: changing them changes nothing in the monitor. */
+static void child_main(problem *p, const char *library, int go_fd, int done_fd) {
+    long open_max = sysconf(_SC_OPEN_MAX);
+    for (int fd = 3; fd < (open_max > 0 && open_max < 65536 ? open_max : 65536); fd++)
+        if (fd != go_fd && fd != done_fd) close(fd);
+    unsetenv("HPCRL_CHANNEL_FD");
+    /* The OpenMP runtime reads OMP_* in its constructor. dlopen relocates a library, running its ifunc
+     * resolvers, before the constructors of the libraries it needs: loaded with the candidate, libgomp
+     * would read an environment the candidate's resolver had already rewritten (a thread limit above
+     * the allocation). Loaded first, it has read ours. Absent (no OpenMP on this system): nothing to do. */
+    dlopen("libgomp.so.1", RTLD_NOW | RTLD_GLOBAL);
+    void *handle = dlopen(library, RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+        fprintf(stderr, "bench: %s\n", dlerror());
+        _exit(CHILD_NO_LIBRARY);
+    }
+    void *symbol = dlsym(handle, problem_entry);
+    if (!symbol) _exit(CHILD_NO_ENTRY);
+    entry_point entry;
+    memcpy(&entry, &symbol, sizeof entry); /* POSIX: a data pointer from dlsym may be a function pointer */
+    char token = 'r';
+    if (write(done_fd, &token, 1) != 1) _exit(0); /* loaded: ready for the first call */
     while (read(go_fd, &token, 1) == 1) {
-        problem_call(p);
+        problem_call(p, entry);
         if (write(done_fd, &token, 1) != 1) _exit(0);
     }
     _exit(0);
+}
+
+/* Wait for the child's token on `fd` until `started + timeout_s`; a timeout or a dead child ends the run
+ * (`what` names the wait in a timeout's detail, `when` in a death's). */
+static void await_token(int fd, double started, double timeout_s, const char *what, const char *when) {
+    struct pollfd waiter = {.fd = fd, .events = POLLIN};
+    int ready;
+    do {
+        double left = timeout_s - (now_s() - started);
+        ready = left > 0 ? poll(&waiter, 1, (int)(left * 1000) + 1) : 0;
+    } while (ready < 0 && errno == EINTR);
+    if (ready == 0) fail("timeout", "%s took longer than %.3g s", what, timeout_s);
+    char token;
+    if (read(fd, &token, 1) != 1) reap_child(when);
 }
 
 /* Write each call's inputs from the CPU the candidate's main thread ran on last, so they arrive in
@@ -186,19 +245,21 @@ static void follow_cpu(int cpu) {
 }
 
 typedef struct {
+    const char *candidate; /* the candidate's shared object: loaded by the child only */
     long n, full_check_max_n, warmup, min_reps, max_reps;
     double tolerance, max_seconds, cv_target, call_timeout_s;
 } options;
 
 static void parse_args(int argc, char **argv, options *o) {
-    *o = (options){.n = 0, .full_check_max_n = 256, .warmup = 1, .min_reps = 3, .max_reps = 30, .tolerance = 1.0,
+    *o = (options){.candidate = NULL, .n = 0, .full_check_max_n = 256, .warmup = 1, .min_reps = 3, .max_reps = 30, .tolerance = 1.0,
                    .max_seconds = 1.0, .cv_target = 0.02, .call_timeout_s = 10.0};
     for (int i = 1; i < argc; i++) {
         char *eq = strchr(argv[i], '=');
         if (!eq) infra("arguments are key=value");
         *eq = '\0';
         const char *key = argv[i], *value = eq + 1;
-        if (!strcmp(key, "n")) o->n = atol(value);
+        if (!strcmp(key, "candidate")) o->candidate = value;
+        else if (!strcmp(key, "n")) o->n = atol(value);
         else if (!strcmp(key, "full_check_max_n")) o->full_check_max_n = atol(value);
         else if (!strcmp(key, "warmup")) o->warmup = atol(value);
         else if (!strcmp(key, "min_reps")) o->min_reps = atol(value);
@@ -209,7 +270,7 @@ static void parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(key, "call_timeout_s")) o->call_timeout_s = atof(value);
         else infra("unknown argument");
     }
-    if (o->n < 1 || o->warmup < 0 || o->min_reps < 1 || o->max_reps < o->min_reps || o->max_reps > MAX_REPS_LIMIT ||
+    if (!o->candidate || o->n < 1 || o->warmup < 0 || o->min_reps < 1 || o->max_reps < o->min_reps || o->max_reps > MAX_REPS_LIMIT ||
         o->call_timeout_s <= 0 || o->tolerance <= 0)
         infra("arguments out of range");
 }
@@ -236,55 +297,43 @@ int main(int argc, char **argv) {
     problem_params params = {.n = o.n, .full_check_max_n = o.full_check_max_n, .tolerance = o.tolerance};
     problem *p = problem_setup(&params, shared_alloc);
     if (!p) fail("resource_limit", "inputs for n=%ld do not fit in the memory limit", o.n);
+    double *timed = malloc(sizeof(double) * (size_t)o.max_reps);
+    if (!timed) infra("out of memory for timings");
     int go[2], done[2];
     if (pipe(go) || pipe(done)) infra("pipe failed");
     fflush(NULL);
     child_pid = fork();
     if (child_pid < 0) infra("fork failed");
     if (child_pid == 0) {
-        fclose(channel); /* the child never holds the result channel */
         close(go[1]);
         close(done[0]);
-        child_loop(p, go[0], done[1]);
+        child_main(p, o.candidate, go[0], done[1]);
     }
     close(go[0]);
     close(done[1]);
     signal(SIGPIPE, SIG_IGN);
-    rng_t rng;
-    rng_seed(&rng);
     clockid_t child_clock;
     if (clock_getcpuclockid(child_pid, &child_clock) != 0) infra("clock_getcpuclockid failed");
+    await_token(done[0], now_s(), o.call_timeout_s, "loading the candidate", "while loading");
+    /* CPU the candidate uses from here to the first call counts as work outside the calls. */
+    double cpu_after_previous = cpu_s(child_clock);
 
-    double *timed = malloc(sizeof(double) * (size_t)o.max_reps);
-    if (!timed) infra("out of memory for timings");
     long timed_count = 0;
-    double timed_total = 0.0, cpu_after_previous = -1.0;
+    double timed_total = 0.0;
     for (long rep = 0;; rep++) {
-        problem_fill(p, &rng);
+        problem_fill(p); /* fresh keys from getrandom: nothing the child saw predicts these */
         double cpu_before = cpu_s(child_clock);
-        double outside = cpu_after_previous < 0 ? 0.0 : cpu_before - cpu_after_previous;
+        double outside = cpu_before > cpu_after_previous ? cpu_before - cpu_after_previous : 0.0;
         char token = 'g';
         double t0 = now_s();
-        if (write(go[1], &token, 1) != 1) infra("cannot signal the candidate process");
-        struct pollfd waiter = {.fd = done[0], .events = POLLIN};
-        int ready;
-        do {
-            double left = o.call_timeout_s - (now_s() - t0);
-            ready = left > 0 ? poll(&waiter, 1, (int)(left * 1000) + 1) : 0;
-        } while (ready < 0 && errno == EINTR);
-        if (ready == 0) fail("timeout", "a call took longer than %.3g s", o.call_timeout_s);
-        ssize_t got = read(done[0], &token, 1);
+        if (write(go[1], &token, 1) != 1) reap_child("before a call");
+        await_token(done[0], t0, o.call_timeout_s, "a call", "during a call");
         double t1 = now_s();
-        if (got != 1) {
-            int status;
-            waitpid(child_pid, &status, 0);
-            child_died(status);
-        }
         cpu_after_previous = cpu_s(child_clock);
         follow_cpu(last_cpu_of(child_pid));
         problem_snapshot(p);
         double max_error, bound;
-        int correct = problem_verify(p, &rng, &max_error, &bound);
+        int correct = problem_verify(p, &max_error, &bound); /* its check vectors are drawn now */
         int warm = rep < o.warmup;
         emit("rep %ld %s %.9e %.3e %.3e %.6e", rep, warm ? "warm" : "timed", t1 - t0, max_error, bound, outside);
         if (!correct)
