@@ -98,6 +98,18 @@ class _Loop:
 
     def turn(self) -> None:
         events = self.client.next_events(POLL_S)
+        for lost in self.client.take_losses():
+            # Evicted from the broker's journal before we read them (we were down or behind too long):
+            # those results are never stored. Said loudly, counted (hpcrl_bus_events_lost_total), then
+            # the archive carries on from the events it still gets (docs/archive.md).
+            log.error(
+                "event=results_lost topic=%s after_bus_seq=%d through_bus_seq=%d count=%d exact=%s",
+                lost.topic or "*",
+                lost.after_bus_seq,
+                lost.through_bus_seq,
+                lost.count,
+                lost.exact,
+            )
         results = [e for e in events if isinstance(e, Result)]
         if results:
             self._ingest(results, self.client.cursor)

@@ -8,6 +8,7 @@ docs/protocol.md 8.5) and keeps 56 to 150.
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -118,3 +119,37 @@ def test_hpcrl_tail_exits_0_when_nothing_was_lost(site: BusSite) -> None:
     )
     assert tail.returncode == 0, tail.stderr
     assert "lost" not in tail.stderr
+
+
+@pytest.mark.timeout(120)
+def test_the_archive_resuming_after_eviction_logs_the_results_it_lost(site: BusSite, processes: Processes) -> None:
+    import signal
+
+    from bus.schema import Verdict
+    from tests.archive_support import result
+    from tests.conftest import log_of, wait_for
+    from tests.test_archive_daemon import publish, publisher, start_archive, stored
+
+    processes.broker_env(HPCRL_BROKER__JOURNAL_MAX_EVENTS="100")
+    archive = start_archive(processes)
+    with publisher(site) as bencher:
+        publish(bencher, [result(verdict=Verdict.COMPILE_ERROR) for _ in range(5)])
+        wait_for(lambda: stored(site) == 5, 30, "the archive to store the first results")
+        archive.send_signal(signal.SIGTERM)
+        assert archive.wait(30) == 0
+        for _ in range(PUBLISHED):  # while the archive is down: retention evicts most of them
+            publish(bencher, [result(verdict=Verdict.COMPILE_ERROR)])
+    start_archive(processes)
+    wait_for(lambda: "event=results_lost" in log_of(site, "archive"), 30, "the archive to report its loss")
+    line = next(line for line in log_of(site, "archive").splitlines() if "event=results_lost" in line)
+    assert "topic=* " in line and "exact=False" in line
+    count = int(line.split("count=")[1].split()[0])
+    after_loss = wait_for(
+        lambda: re.search(r"event=ingest new=(\d+)", log_of(site, "archive").split("event=results_lost")[1]),
+        30,
+        "the archive to store what was left",
+    )
+    new = int(after_loss.group(1))  # type: ignore[attr-defined]
+    wait_for(lambda: stored(site) == 5 + new, 30, "the archive to commit them")
+    lost = PUBLISHED - new
+    assert 0 < lost <= count, f"{lost} results lost, the archive reported {count} at most: {line}"

@@ -202,6 +202,18 @@ class Trainer:
                 log.info("event=stage problem=%s stage=%d", event.problem, event.to_stage)
             elif isinstance(event, Archived):
                 self.outside[event.candidate_id] = event.outside_stage
+        for lost in self.client.take_losses():
+            # Evicted from the broker's journal before we read them (docs/trainer.md): a lost result leaves
+            # its sample `lost` (dropped, never charged); a lost stage change is superseded by the newest,
+            # which is never evicted. Counted in hpcrl_bus_events_lost_total.
+            log.error(
+                "event=events_lost topic=%s after_bus_seq=%d through_bus_seq=%d count=%d exact=%s",
+                lost.topic or "*",
+                lost.after_bus_seq,
+                lost.through_bus_seq,
+                lost.count,
+                lost.exact,
+            )
 
     def _generate(self, number: int) -> Batch:
         view = self.state.stages.get(self.config.loop.problem)
