@@ -310,6 +310,10 @@ class Follower:
         self.broker_incarnation = ""
         self.recovered = 0
         self.lost = 0
+        self.replay_evicted_through = 0
+        """A replay from since > 0: the sync's evicted_through, when the journal dropped events after since."""
+        self.replay_first_seq: dict[str, int] = {}
+        self.replay_kept = 0
 
     def position(self, topic: str) -> Position:
         return self.positions.get(topic) or Position(0, self.base_bus_seq)
@@ -376,9 +380,18 @@ class Follower:
         answered = self.outstanding.pop(key)
         upto = int(reply.get("upto_bus_seq", 0))
         first_sync = key == SYNC and not self.synced
+        since = self.sync.since or 0
+        if first_sync and since and not self.replay_evicted_through:
+            # Retention dropped events after our starting point (protocol.md 8.4): count them at the end.
+            evicted = int(reply.get("evicted_through", 0))
+            self.replay_evicted_through = evicted if evicted > since else 0
         for event in reply.get("events", []):
             topic = self.topics.of(event) if isinstance(event, dict) else ""
             if self.topics.wants(topic) and (key == SYNC or topic == key):
+                if first_sync and int(event.get("bus_seq", 0)) <= self.replay_evicted_through:
+                    self.replay_kept += 1
+                if first_sync and since and topic not in self.positions:
+                    self.replay_first_seq[topic] = int(event.get("topic_seq", 0))
                 self.account_fetched(topic, event, first_sync)
         if not reply.get("complete", False):  # one page of several: continue where it stopped
             self.fetch(key, **{**answered.fields, "after_bus_seq": upto})
@@ -394,6 +407,7 @@ class Follower:
                 self.positions[topic] = Position(head, upto)
         if first_sync:
             self.synced = True
+            self.count_replay_loss()
             self.base_bus_seq = upto
             self.on_synced(upto)
         # Replay the live events held meanwhile: all of them after the sync, else this topic's.
@@ -421,9 +435,25 @@ class Follower:
             self.recovered += 1
         self.deliver(topic, event)
 
-    def count_lost(self, topic: str, count: int) -> None:
+    def count_replay_loss(self) -> None:
+        """The events of (since, evicted_through] the journal did not keep are lost. We follow one family of
+        topics, so the evicted positions may have held other topics' events: the count is an upper bound
+        (positions not kept, and each topic's first topic_seq − 1)."""
+        if not self.replay_evicted_through:
+            return
+        since = self.sync.since or 0
+        positions = self.replay_evicted_through - since - self.replay_kept
+        count = min(positions, sum(seq - 1 for seq in self.replay_first_seq.values()))
+        if count > 0:
+            where = f"{self.topics.prefix}* (bus_seq {since + 1} to {self.replay_evicted_through})"
+            self.count_lost(where, count, f"up to {count}")
+
+    def count_lost(self, topic: str, count: int, count_text: str = "") -> None:
         self.lost += count
-        log.info(f"{count} event(s) of {topic} were evicted from the broker's journal before we could fetch them")
+        log.info(
+            f"{count_text or count} event(s) of {topic} were evicted from the broker's journal before we could "
+            "fetch them"
+        )
 
     def deliver(self, topic: str, event: Message) -> None:
         self.positions[topic] = Position(int(event.get("topic_seq", 0)), int(event.get("bus_seq", 0)))

@@ -38,6 +38,9 @@ HEARTBEAT_LIVENESS = 3
 """Heartbeat intervals of silence after which ZeroMQ drops the connection and reconnects."""
 ACK_TIMEOUT_S = 5.0
 """Re-send the candidate (same message) when the broker has not acknowledged it this long."""
+MAX_UNACKED_SENDS = 10
+"""Give up after this many sends to a connected broker without an ack (protocol.md 8.1): the broker drops
+without a word only what it cannot name, and a refusal comes back as an ack `rejected`."""
 FETCH_RETRY_S = 2.0
 """Re-send a fetch unanswered this long."""
 FETCH_PAGE_EVENTS = 1000
@@ -233,6 +236,7 @@ def submit_and_wait(client: Submitter, candidate: Message, timeout_s: float) -> 
     fetches: dict[str, Fetch] = {}
     acked = False
     candidate_sent_at = 0.0
+    unacked_sends = 0
 
     def fetch(purpose: str, **fields: Any) -> None:
         request = client.stamper.make("fetch", prefixes=[topic], **fields)
@@ -243,9 +247,10 @@ def submit_and_wait(client: Submitter, candidate: Message, timeout_s: float) -> 
         client.send(request)
 
     def send_candidate() -> None:
-        nonlocal candidate_sent_at
+        nonlocal candidate_sent_at, unacked_sends
         candidate_sent_at = time.monotonic()
-        client.send(candidate_frame)  # a re-send is the same message: same id, same candidate_id
+        if client.send(candidate_frame):  # a re-send is the same message: same id, same candidate_id
+            unacked_sends += 1  # a send while disconnected fails at once and does not count
 
     def is_ours(event: Message) -> bool:
         return event.get("kind") == "result" and event.get("candidate_id") == candidate["candidate_id"]
@@ -305,7 +310,7 @@ def submit_and_wait(client: Submitter, candidate: Message, timeout_s: float) -> 
                 incarnation = message.get("incarnation", "")
                 if client.broker_incarnation and incarnation != client.broker_incarnation and candidate_sent_at:
                     log("the broker restarted: submitting again")  # its candidate queue was in memory
-                    acked = False
+                    acked, unacked_sends = False, 0  # a new broker: count its sends afresh
                     send_candidate()
                 client.broker_incarnation = incarnation
                 behind = message.get("topic_heads", {}).get(topic, 0) > (position.topic_seq if position else 0)
@@ -316,6 +321,9 @@ def submit_and_wait(client: Submitter, candidate: Message, timeout_s: float) -> 
         now = time.monotonic()
         client.heartbeat_if_due("busy")
         if candidate_sent_at and not acked and now - candidate_sent_at > ACK_TIMEOUT_S:
+            if unacked_sends >= MAX_UNACKED_SENDS:
+                log(f"the broker never acknowledged the candidate after {unacked_sends} sends: giving up")
+                return None
             log("no ack in time: sending the candidate again")
             send_candidate()
         for ref, pending in list(fetches.items()):

@@ -153,3 +153,27 @@ def test_the_archive_resuming_after_eviction_logs_the_results_it_lost(site: BusS
     wait_for(lambda: stored(site) == 5 + new, 30, "the archive to commit them")
     lost = PUBLISHED - new
     assert 0 < lost <= count, f"{lost} results lost, the archive reported {count} at most: {line}"
+
+
+@pytest.mark.timeout(90)
+def test_the_example_follower_resuming_inside_the_evicted_range_says_how_many_it_lost(
+    site: BusSite, processes: Processes
+) -> None:
+    """examples/follow_results.py (a client written from docs/protocol.md alone) applies the same rule."""
+
+    from bus.schema import Result, Verdict
+    from tests.test_example_scripts import FOLLOW_RESULTS, script_args
+
+    processes.broker_env(HPCRL_BROKER__JOURNAL_MAX_EVENTS="100")
+    with client_for(site, "fake-bencher", results=False) as bencher:
+        for index in range(PUBLISHED):
+            bencher.publish(
+                Result, candidate_id=f"c{index}", run="r", problem="dgemm", size=64, source="", verdict=Verdict.OK
+            )
+            assert bencher.flush(10)
+    args = script_args(FOLLOW_RESULTS, site, "--since", "5", "--count", str(PUBLISHED - EVICTED_THROUGH))
+    follower = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert follower.returncode == 0, follower.stderr
+    assert len(follower.stdout.splitlines()) == PUBLISHED - EVICTED_THROUGH
+    assert "up to 50 event(s) of result.* (bus_seq 6 to 55) were evicted" in follower.stderr, follower.stderr
+    assert "50 lost" in follower.stderr

@@ -197,3 +197,30 @@ def test_a_client_whose_curve_key_is_not_allowed_is_told_so_in_its_log(
         assert not client.conn.connected
     assert "broker refused the handshake reason=auth" in caplog.text
     assert "allowed_keys_dir" in caplog.text
+
+
+@pytest.mark.timeout(60)
+def test_the_example_client_reads_the_refusal_and_exits_1_at_once(site: BusSite, processes: Processes) -> None:
+    """examples/submit_candidate.py, written from docs/protocol.md alone, learns why instead of timing out."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    processes.broker()
+    source = site.workdir / "huge.c"
+    source.write_text("x" * (MAX_SOURCE_BYTES + 1))
+    started = time.monotonic()
+    completed = subprocess.run(
+        [
+            sys.executable, str(REPO / "examples" / "submit_candidate.py"),
+            "--request-endpoint", site.bus_config.request_endpoint,
+            "--event-endpoint", site.bus_config.event_endpoint,
+            "--heartbeat-interval-s", str(site.bus_config.heartbeat_interval_s),
+            "--timeout-s", "30", str(source),
+        ],
+        capture_output=True, text=True, cwd=REPO, env=site.env, timeout=45,
+    )  # fmt: skip
+    assert completed.returncode == 1
+    assert "the broker rejected the candidate" in completed.stderr and "source" in completed.stderr
+    assert time.monotonic() - started < 20, "it waited for its timeout instead"
