@@ -1,4 +1,8 @@
-/* Attack on the pre-fix monitor: recover the xoshiro256** state from the inputs' fill and answer a rank-2 C. */
+/* Attack on a monitor whose inputs and check vectors come from one xoshiro256** stream (the monitor
+ * before the getrandom keys): the fill's eight xorshift64* lanes were seeded with consecutive outputs
+ * of the stream, and each lane's first outputs give its seed away. Solve for the stream's state, predict
+ * Freivalds' two vectors r and s, and answer a rank-2 C with C r = A (B r) and C s = A (B s): no product
+ * is computed. It burns about a product's time, so that only the check, not the peak check, can catch it. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,8 +95,18 @@ static int recover(const double *A, const double *B, state *st) {
 
 static double uniform(state *st) { return (double)(next(st) >> 11) * 0x1.0p-52 - 1.0; }
 
+static volatile double sink;
+
+/* About n^3 / 4 dependent multiply-adds: a plausible call time without computing anything. */
+static void burn(int n) {
+    double x = 0.0;
+    for (long i = 0; i < (long)n * n * n / 4; i++) x = x * 0.999 + 1.0;
+    sink = x;
+}
+
 /* C of rank 2 with C r = A (B r) and C s = A (B s) for the monitor's two check vectors: no product computed. */
 void dgemm(int n, const double *A, const double *B, double *C) {
+    burn(n);
     state st;
     if (!recover(A, B, &st)) { memset(C, 0, sizeof(double) * (size_t)n * (size_t)n); return; }
     for (int k = 0; k < 2 * LANES; k++) next(&st);
