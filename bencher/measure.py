@@ -26,6 +26,9 @@ from bus.schema import Verdict
 
 MONITOR_STARTUP_S = 5.0
 """Wall-time allowance on top of the calls themselves: process start, input filling, verification."""
+_RECORD_BYTES = 128
+"""More than one `rep` line takes: the channel's capture holds every record of max_reps calls (a cut-off
+channel reads as malformed, and that is charged)."""
 _VERDICT_NAMES = {v.value: v for v in Verdict}
 
 
@@ -80,6 +83,7 @@ def run_limits(problem: Problem, n: int, config: BencherConfig, threads: int) ->
         file_size_bytes=16 * MIB,
         open_files=128,
         tmpfs_bytes=64 * MIB,
+        output_bytes=max(64 * 1024, _RECORD_BYTES * (config.warmup_reps + config.max_reps + 2) + 1024),
     )
 
 

@@ -10,14 +10,17 @@ filter misses one spelling.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from bencher.measure import judge
+from bencher.measure import judge, run_limits
 from bencher.node import Node, detect_node
 from bencher.pipeline import Evaluation, Pipeline
+from bencher.registry import get_problem
 from bencher.sandbox import SandboxRun
 from bus.schema import Verdict
 from tests.bencher_support import CORPUS, fast_config, sandbox_processes
@@ -290,6 +293,36 @@ def test_a_malformed_record_is_charged_to_the_candidate_and_never_raises(
     measurement = judge(run_with(channel), 1e6, config, node)
     assert measurement.verdict not in UNCHARGED, measurement.detail
     assert measurement.detail
+
+
+def test_no_mutation_of_a_channel_makes_judge_raise_or_blame_the_bencher(node: Node, tmp_path: Path) -> None:
+    config = fast_config(tmp_path, warmup_reps=1, min_reps=2, max_reps=10)
+    rng = random.Random(11)
+    alphabet = b"rep warm timed done fail ok infra_error 0123456789.e+-nainf \n\x00\xff"
+    for _ in range(2000):
+        channel = bytearray(GOOD.encode())
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(channel) + 1)
+            action = rng.choice(("insert", "delete", "replace"))
+            if action == "insert":
+                channel[at:at] = bytes(rng.choices(alphabet, k=rng.randint(1, 8)))
+            elif action == "delete":
+                del channel[at : at + rng.randint(1, 8)]
+            else:
+                channel[at : at + 1] = bytes([rng.choice(alphabet)])
+        run = run_with("")
+        measurement = judge(replace(run, channel=bytes(channel)), 1e6, config, node)
+        assert measurement.verdict is not Verdict.INFRA_ERROR, bytes(channel)
+        if measurement.verdict is Verdict.OK:
+            assert all(s > 0 and math.isfinite(s) for s in measurement.seconds), bytes(channel)
+            assert 2 <= len(measurement.seconds) <= 10, bytes(channel)
+
+
+def test_every_record_of_max_reps_calls_fits_the_channels_capture(tmp_path: Path) -> None:
+    config = fast_config(tmp_path, warmup_reps=100, max_reps=10_000)
+    longest = "rep 10099 timed 1.234567890e+00 1.234e-300 1.234e+300 1.234567e+300\n"
+    capture = run_limits(get_problem("dgemm"), 512, config, 1).output_bytes
+    assert capture >= len(longest) * (config.warmup_reps + config.max_reps) + len("done 10000\n")
 
 
 def test_well_formed_records_are_accepted(node: Node, tmp_path: Path) -> None:
