@@ -377,6 +377,10 @@ class Sandbox:
             f"--fsize={limits.file_size_bytes}",
             f"--nofile={limits.open_files}",
             "--core=0",
+            # Whatever the daemon may (LimitRTPRIO= in a unit): no real-time policy, whose threads would starve the
+            # monitor and the node, and no lowering of nice values.
+            "--rtprio=0",
+            "--nice=0",
         ]
         # bwrap applies these in order on a fresh root tmpfs: the system paths, the /tmp tmpfs, then the mounts
         # inside it; the root itself goes read-only last (it is a tmpfs bounded only by RAM).

@@ -10,6 +10,7 @@ root, bwrap and gcc."""
 from __future__ import annotations
 
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -227,6 +228,27 @@ def test_a_child_may_still_pin_renice_and_reschedule_itself_and_its_threads(sand
     own = ["own_affinity", "own_thread_affinity", "own_nice", "own_batch"]
     seen = report(run_probe(sandbox, probes, "monitor_attack", "parent", *own))
     assert {name: seen.get(name) for name in own} == dict.fromkeys(own, "ok")
+
+
+@pytest.fixture
+def real_time_allowed() -> Iterator[None]:
+    """This process (root) may give real-time priority to the processes it starts, as under a unit with
+    LimitRTPRIO=; the sandbox must not pass that on."""
+    before = resource.getrlimit(resource.RLIMIT_RTPRIO)
+    try:
+        resource.setrlimit(resource.RLIMIT_RTPRIO, (1, 1))
+    except ValueError:
+        pytest.skip("raising RLIMIT_RTPRIO needs CAP_SYS_RESOURCE, which this root lacks (a container)")
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_RTPRIO, before)
+
+
+@pytest.mark.usefixtures("real_time_allowed")
+def test_a_child_cannot_take_a_real_time_priority_to_starve_pid_1(sandbox: Sandbox, probes: Path) -> None:
+    seen = report(run_probe(sandbox, probes, "monitor_attack", "parent", "own_fifo"))
+    assert seen["own_fifo"] == "EPERM"
 
 
 # -- end to end: candidates that got past the policy -------------------------------------------------------------

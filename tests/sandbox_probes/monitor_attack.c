@@ -104,6 +104,8 @@ static long attack(const char *name, pid_t t) {
     }
     if (!strcmp(name, "own_nice")) return setpriority(PRIO_PROCESS, 0, 5);
     if (!strcmp(name, "own_batch")) return sched_setscheduler(0, SCHED_BATCH, &zero);
+    /* a real-time policy would let its threads starve the monitor (and the node): RLIMIT_RTPRIO must be 0 */
+    if (!strcmp(name, "own_fifo")) return sched_setscheduler(0, SCHED_FIFO, &(struct sched_param){.sched_priority = 1});
     errno = EINVAL;
     return -1;
 }
