@@ -37,14 +37,16 @@ Why each layer exists (the RL policy that writes the programs is rewarded for sp
   reads, so bits above 32 do not get past. Calls through another ABI (x32, i386 `int 0x80`) are killed (SIGSYS).
 - **rlimits** (`prlimit`, not `preexec_fn`, which is unsafe in our multi-threaded daemon). RLIMIT_AS and RLIMIT_CPU
   bound each process; RLIMIT_NPROC bounds fork bombs (per uid, host-wide); RLIMIT_FSIZE and RLIMIT_NOFILE bound
-  files; no core dumps.
+  files; no core dumps; RLIMIT_RTPRIO and RLIMIT_NICE 0: no real-time policy, no raised priority.
 - **wall clock.** The only bound on a program that sleeps or blocks. We SIGKILL bwrap's process group and the
   sandbox's pid 1; `--die-with-parent` and the PID namespace take every other process down with them.
 
 Known weaknesses:
 
 - Memory is bounded per process, not per run: the worst case is `processes * address_space_bytes` plus the tmpfs.
-  A cgroup per run would bound the tree.
+  A cgroup per run would bound the tree. Pipe and socketpair buffers also hold data outside RLIMIT_AS, up to about
+  1 MiB per pipe (`/proc/sys/fs/pipe-max-size`, and 64 MiB per uid by `pipe-user-pages-soft`): bounded by
+  `open_files`, small next to the address space.
 - RLIMIT_NPROC counts every process of the uid on the host, so concurrent runs under one uid share it.
 - The exit status comes through bwrap, which reports "killed by signal N" as exit code 128+N. We read 129..192 as a
   signal; a program can fake one with `exit(128 + N)`.
