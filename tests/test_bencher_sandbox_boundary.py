@@ -9,6 +9,7 @@ root, bwrap and gcc."""
 
 from __future__ import annotations
 
+import ctypes.util
 import os
 import resource
 import secrets
@@ -17,12 +18,13 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bencher.pipeline import Pipeline
-from bencher.sandbox import SYSTEM_PATHS, Limits, Mount, Sandbox, SandboxRun
+from bencher.sandbox import NOBODY_UID, SYSTEM_PATHS, Limits, Mount, Sandbox, SandboxRun
 from bus.schema import Verdict
 from tests.bencher_support import LADDER, fast_config, sandbox_processes
 from tests.conftest import skip_unless_required
@@ -155,6 +157,36 @@ def test_the_toolchain_libraries_and_cpu_topology_stay_readable(sandbox: Sandbox
         "w:/tmp/work/out",
     ]
     assert report(run_probe(sandbox, probes, "paths", *needed)) == dict.fromkeys(needed, "ok")
+
+
+OPENBLAS_PROGRAM = """
+#include <stdio.h>
+enum { ROW_MAJOR = 101, NO_TRANS = 111, N = 256 };
+void cblas_dgemm(int, int, int, int, int, int, double, const double *, int, const double *, int, double, double *,
+                 int);
+static double a[N * N], b[N * N], c[N * N];
+int main(void) {
+    for (int i = 0; i < N * N; i++) a[i] = b[i] = 1.0;
+    cblas_dgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, N, N, N, 1.0, a, N, b, N, 0.0, c, N);
+    printf("c=%g\\n", c[N * N - 1]);
+    return 0;
+}
+"""
+
+
+@pytest.mark.skipif(ctypes.util.find_library("openblas") is None, reason="needs OpenBLAS (libopenblas-dev)")
+def test_openblas_links_and_runs_through_etc_alternatives_with_its_threads(sandbox: Sandbox) -> None:
+    """libopenblas.so is a link through /etc/alternatives, and its threads read the CPU topology from /sys."""
+    with sandbox.host_dir("hpcrl-test-blas-") as out:
+        (out / "blas.c").write_text(OPENBLAS_PROGRAM)
+        os.chown(out / "blas.c", NOBODY_UID, NOBODY_UID)
+        mounts = [Mount(out, "/tmp/work/out", writable=True)]
+        limits = replace(LIMITS, wall_s=60.0, cpu_s=60, address_space_bytes=4 << 30)
+        build = sandbox.run(["gcc", "-O1", "out/blas.c", "-lopenblas", "-o", "out/blas"], limits=limits, mounts=mounts)
+        assert build.ok, build.describe() + build.stderr.decode()
+        run = sandbox.run(["out/blas"], limits=limits, mounts=mounts, env={"OPENBLAS_NUM_THREADS": "2"})
+        assert run.ok, run.describe() + run.stderr.decode()
+        assert run.stdout == b"c=256\n"
 
 
 def test_a_root_only_file_bound_in_stays_unreadable_to_the_sandbox_uid(sandbox: Sandbox, probes: Path) -> None:
