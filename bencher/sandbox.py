@@ -56,7 +56,9 @@ Known weaknesses:
 - pid 1 gets no signal from inside its namespace without a handler, its own included: not RLIMIT_CPU's SIGXCPU
   (it runs on to the hard limit, one second later, and dies of SIGKILL), not SIGXFSZ or SIGPIPE (its write fails
   with EFBIG or EPIPE), not raise(); abort() ends in SIGSEGV. Its children get all of these as usual: untrusted work
-  belongs in a child (the monitor forks the candidate; a build runs the compilers under `sh -c`).
+  belongs in a child (the monitor forks the candidate; a build runs the compilers under `sh -c`). The converse: a
+  signal pid 1 handles does reach it from inside (`kill(0, sig)` to its process group, `pidfd_send_signal` on an
+  open /proc/1), so the monitor must install no handler (SIG_IGN is fine).
 - The guards name pid 1 by number, so pid 1 must name itself 0 (`sched_setaffinity(0, ...)`, never its pid or tid)
   and code that pins the calling thread by its tid (libgomp's start-up, `pthread_setaffinity_np`) fails in pid 1's
   main thread: the candidate's runtime must start in the child. Other processes and threads of a run (the
