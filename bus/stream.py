@@ -110,6 +110,8 @@ class EventStream:
         self._replay_retained = 0
         """A replay from since > 0: events delivered whose bus_seq lies in the evicted range (kept
         because each was its topic's newest when retention ran)."""
+        self._replay_counted = 0
+        """The highest bus_seq counted in `_replay_retained`."""
         self._request(after=self.base_bus_seq, limit=0 if since is None else FETCH_PAGE_EVENTS)
 
     # ------------------------------------------------------------ inputs
@@ -136,8 +138,9 @@ class EventStream:
             self._replay_evicted_through = reply.evicted_through
         for event in decode_fetched(reply):
             if event.topic.startswith(self.prefixes):
-                if replaying and event.bus_seq <= (self._replay_evicted_through or 0):
+                if replaying and self._replay_counted < event.bus_seq <= (self._replay_evicted_through or 0):
                     self._replay_retained += 1
+                    self._replay_counted = event.bus_seq  # a page fetched twice is not counted twice
                 self._apply_recovered(event, reply.evicted_through)
         if not reply.complete:
             self._request(after=reply.upto_bus_seq, limit=FETCH_PAGE_EVENTS, new_chain=False)
