@@ -32,7 +32,7 @@ def library_pipeline(pipeline: Pipeline) -> Pipeline:
     """`pipeline` for our own library-backed kernels (OpenBLAS): the same sandbox, node and timing, with
     the between-calls CPU allowance above. Never for candidates."""
     config = replace(pipeline.config, outside_cpu_s_per_call=LIBRARY_OUTSIDE_CPU_S_PER_CALL)
-    return Pipeline(config, sandbox=pipeline.sandbox, node=pipeline.node)
+    return Pipeline(config, sandbox=pipeline.sandbox, node=pipeline.node, record_metrics=pipeline.record_metrics)
 
 
 class Calibrator:

@@ -59,8 +59,12 @@ class Evaluation:
 
 
 class Pipeline:
-    def __init__(self, config: BencherConfig, sandbox: Sandbox | None = None, node: Node | None = None) -> None:
+    def __init__(
+        self, config: BencherConfig, sandbox: Sandbox | None = None, node: Node | None = None, record_metrics: bool = True
+    ) -> None:
         self.config = config
+        self.record_metrics = record_metrics
+        """False for the bencher's own checks at start (bencher.trust): they are not candidates."""
         # Only root can switch to sandbox_uid; a plain user's bencher sandboxes programs as itself.
         self.sandbox = sandbox or Sandbox(uid=config.sandbox_uid if os.geteuid() == 0 else None)
         self.node = node or detect_node(config)
@@ -94,7 +98,8 @@ class Pipeline:
             threads=self.node.threads,
             node_class=self.node.node_class,
         )
-        metrics.observe(evaluation, time.monotonic() - started)
+        if self.record_metrics:
+            metrics.observe(evaluation, time.monotonic() - started)
         log.info(
             "event=evaluated problem=%s size=%s verdict=%s gflops=%.2f cached=%s compile_s=%.3f run_s=%.3f",
             problem_name,

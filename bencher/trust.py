@@ -44,6 +44,7 @@ def measure_trusted_kernels(pipeline: Pipeline) -> dict[str, float]:
         replace(pipeline.config, result_cache=False),
         sandbox=pipeline.sandbox,
         node=replace(pipeline.node, peak_gflops=math.inf),
+        record_metrics=False,
     )
     library = library_pipeline(uncapped)
     figures: dict[str, float] = {}

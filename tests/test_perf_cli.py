@@ -146,3 +146,17 @@ def test_quick_trainer_benchmark_reports_the_step_split_in_both_modes() -> None:
         assert figures["step_s"] >= figures["wait_s"] and figures["step_s"] >= figures["generate_s"]
     target = report["targets"]["pipelined_vs_unavoidable"]
     assert positive(target["value"]) and positive(target["unavoidable_s"])
+
+
+def test_quick_peak_benchmark_holds_every_isa_probe_to_theory_and_above_the_trusted_kernels() -> None:
+    out = subprocess.run(
+        [*HPCRL, "perf", "peak", "--json", "--quick"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    report = json.loads(out.stdout)
+    assert report["benchmark"] == "peak" and report["probes"]["native"]["isa"]
+    for march, probe in report["probes"].items():
+        assert positive(probe["one_thread_gflops"]) and positive(probe["clock_ghz"]), march
+        assert 0 < probe["calibration_over_probe"] < 1, march
+    assert report["node"]["trusted_over_peak_max"] < 1 and positive(report["node"]["peak_gflops"])
+    assert all(isinstance(target["met"], bool) for target in report["targets"].values())

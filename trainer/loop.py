@@ -347,7 +347,7 @@ class Trainer:
             "lost": verdicts.get(LOST, 0),
             # Which program each sample is (a short digest of its code): a policy collapsing onto one program
             # shows here however its reward looks (the demo fails on it).
-            "programs": [hashlib.sha256(s.code.encode()).hexdigest()[:12] for s in batch.samples],
+            "programs": [hashlib.sha256((s.code or "").encode()).hexdigest()[:12] for s in batch.samples],
             "staleness": times.staleness,
             "lr": self.optimizer.param_groups[0]["lr"],
             **{k: v for k, v in stats.items() if isinstance(v, int | float)},
