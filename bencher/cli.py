@@ -44,9 +44,8 @@ def bench_file(argv: list[str]) -> int:
         parser.exit(2, f"{parser.prog}: {error}\n")
     source = read_candidate_or_exit(parser, Path(args.file))  # the same limits as a candidate on the bus
 
-    from bencher.pipeline import Pipeline  # the pipeline detects the node: only when a file will run
-
     from bencher.peak import PeakError
+    from bencher.pipeline import Pipeline  # the pipeline detects the node: only when a file will run
 
     try:
         pipeline = Pipeline(config)

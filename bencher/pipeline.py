@@ -60,7 +60,11 @@ class Evaluation:
 
 class Pipeline:
     def __init__(
-        self, config: BencherConfig, sandbox: Sandbox | None = None, node: Node | None = None, record_metrics: bool = True
+        self,
+        config: BencherConfig,
+        sandbox: Sandbox | None = None,
+        node: Node | None = None,
+        record_metrics: bool = True,
     ) -> None:
         self.config = config
         self.record_metrics = record_metrics
@@ -177,13 +181,16 @@ class Pipeline:
             return self._unconfirmed(first, f"the node could not be re-probed: {error}")
         second = measure(binary, problem, n, self.config, self.node, self.sandbox, cancel)
         if second.over_peak:
-            detail = f"{second.detail}; confirmed: over the peak in two runs ({max(first.gflops):.1f} and " \
+            detail = (
+                f"{second.detail}; confirmed: over the peak in two runs ({max(first.gflops):.1f} and "
                 f"{max(second.gflops):.1f} GFLOPS), after a re-probe of the node"
+            )
             return replace(second, detail=detail)
         if second.verdict is not Verdict.OK:
             return second  # wrong, crashed, timed out on the second run: its own verdict, charged as usual
         return self._unconfirmed(
-            first, f"the re-check measured {second.gflops_median:.1f} GFLOPS, within the peak of {self.node.peak_gflops:.1f}"
+            first,
+            f"the re-check measured {second.gflops_median:.1f} GFLOPS, within the peak of {self.node.peak_gflops:.1f}",
         )
 
     def _unconfirmed(self, first: Measurement, why: str) -> Measurement:

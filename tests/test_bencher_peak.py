@@ -115,7 +115,7 @@ def test_an_unknown_cpu_has_no_theory_rather_than_a_guessed_one() -> None:
 def test_a_pinned_march_this_node_cannot_run_is_refused_at_start(tmp_path: Path) -> None:
     if not X86 or native_isa() == "avx512":
         pytest.skip("needs an x86 CPU without AVX-512")
-    with pytest.raises(PeakError, match="set bencher.march"):
+    with pytest.raises(PeakError, match=r"set bencher\.march"):
         detect_node(fast_config(tmp_path, march="x86-64-v4"))
 
 
