@@ -71,6 +71,8 @@ def test_a_malformed_event_is_refused_reported_to_the_publisher_and_sent_once(
 ) -> None:
     metrics_port = broker_with_metrics(processes)
     with client_for(site, "archive", results=False) as archive:
+        # Connected first: a message sent just before the connection is seen goes out again with it.
+        wait_for(lambda: archive.pump(0.05) or archive.conn.connected, 15, "the connection")
         archive.publish(StageChange, problem="Bad-Name", from_stage=0, to_stage=1)
         assert archive.flush(10), "a refused event still waits for an ack"
         failed = archive.take_failed()
@@ -106,6 +108,7 @@ def test_an_event_the_broker_cannot_even_name_is_re_sent_a_bounded_number_of_tim
     metrics_port = broker_with_metrics(processes)
     fast = ClientConfig(ack_timeout_s=0.2, result_timeout_s=30.0)
     with BusClient(site.bus_config, fast, name="publisher", results=False) as publisher:
+        wait_for(lambda: publisher.pump(0.05) or publisher.conn.connected, 15, "the connection")
         publisher.publish(TrainerStep, id="", run="r", step=1)
         assert publisher.flush(protocol.MAX_UNACKED_SENDS * 0.2 + 10), "re-sent without bound"
         failed = publisher.take_failed()
