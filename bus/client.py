@@ -316,10 +316,13 @@ class BusClient:
             metrics.drop_frame("unexpected", f"{kind_of(message)} sent to a client")
 
     def _on_ack(self, ack: Ack) -> None:
-        self.outbox.acknowledge(ack.entries)  # a refusal lands in self.failed through on_failed
+        ours = {message.id for message, _ in self.outbox.acknowledge(ack.entries)}  # refusals: self.failed
         for entry in ack.entries:
             pending = self._pending_by_message_id(entry.ref)
             if pending is None:
+                if entry.status is AckStatus.REJECTED and entry.ref not in ours:
+                    # Something else we sent (a heartbeat, a fetch, a copy already answered): say why anyway.
+                    log.warning("broker refused a message ref=%s reason=%s", entry.ref, entry.reason[:300])
                 continue
             if entry.status is AckStatus.REJECTED:
                 self._fail(pending.candidate, "rejected", f"the broker refused the candidate: {entry.reason}")

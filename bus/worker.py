@@ -26,6 +26,7 @@ from bus.outbox import FailedMessage, Outbox
 from bus.schema import (
     MAX_DETAIL_CHARS,
     Ack,
+    AckStatus,
     Candidate,
     Message,
     PeerState,
@@ -177,6 +178,9 @@ class BusWorker:
                 return
             self.inbox.append(message)
         elif isinstance(message, Ack):
-            self.outbox.acknowledge(message.entries)
+            ours = {m.id for m, _ in self.outbox.acknowledge(message.entries)}  # refusals: _on_failed
+            for entry in message.entries:
+                if entry.status is AckStatus.REJECTED and entry.ref not in ours:
+                    log.warning("broker refused a message ref=%s reason=%s", entry.ref, entry.reason[:300])
         else:
             metrics.drop_frame("unexpected", f"{kind_of(message)} sent to a worker")
