@@ -173,12 +173,20 @@ class Pipeline:
         self, binary: Path, problem: Problem, n: int, first: Measurement, cancel: threading.Event | None
     ) -> Measurement:
         """A figure over the peak is charged (`rejected`) only when it survives a re-probe of the node and a
-        second measurement. Anything less is our doubt, not the candidate's fault: `infra_error`, never
-        charged, counted in hpcrl_bencher_unconfirmed_impossible_total."""
+        second measurement. If the re-probed peak covers the figure, the peak was wrong and the result is
+        `ok`. Anything between is our doubt, not the candidate's fault: `infra_error`, never charged,
+        counted in hpcrl_bencher_unconfirmed_impossible_total."""
+        old_peak = self.node.peak_gflops
         try:
             self.reprobe()
         except PeakError as error:
             return self._unconfirmed(first, f"the node could not be re-probed: {error}")
+        if max(first.gflops) <= self.node.peak_gflops * self.config.peak_margin:
+            detail = (
+                f"{len(first.seconds)} timed calls, max error {first.max_error:.2e}; the node's peak was re-probed "
+                f"({old_peak:.1f} -> {self.node.peak_gflops:.1f} GFLOPS)"
+            )
+            return replace(first, verdict=Verdict.OK, detail=detail, over_peak=False)
         second = measure(binary, problem, n, self.config, self.node, self.sandbox, cancel)
         if second.over_peak:
             detail = (
