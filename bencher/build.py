@@ -6,9 +6,9 @@ bencher.policy then decide whether the built library may run. The candidate is n
 the monitor: the monitor (harness/monitor.c and the problem's harness, trusted, compiled on the host
 once per problem) is a program of its own, and only its forked child loads the candidate's library,
 so no candidate code (constructor, ifunc resolver) runs in the monitor's process (docs/bencher.md).
-Builds are cached on disk by the normalized source, compiler identity, flags and harness, so the
-duplicates common in a GRPO group compile once; compile errors and rejections are cached too (they
-are deterministic), limits are not.
+Builds are cached on disk by the exact bytes of the source, compiler identity, flags, harness and
+checks, so the duplicates common in a GRPO group compile once; compile errors and rejections are
+cached too (they are deterministic), limits are not.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from functools import cache
 from pathlib import Path
 
 from bencher import policy
+from bencher import source as source_text
 from bencher.config import MIB, BencherConfig
 from bencher.registry import HARNESS_DIR, Problem
 from bencher.sandbox import Limits, Mount, Sandbox, SandboxError
-from bencher.source import source_hash
 from bus.schema import Verdict
 
 log = logging.getLogger(__name__)
@@ -84,12 +84,16 @@ class Builder:
         return self.config.compiler or problem.compiler
 
     def build_key(self, problem: Problem, source: str, extra_flags: tuple[str, ...] = ()) -> str:
+        """What is really built: the exact bytes gcc reads (never a normal form of them: two programs
+        that a normaliser merges would share one verdict), the compiler's identity, every flag, the
+        harness, and the checks themselves (a build that older checks let through is judged again)."""
         compiler = self.compiler_for(problem)
         parts = [
-            source_hash(source),
+            hashlib.sha256(source_text.source_bytes(source)).hexdigest(),
             compiler_identity(compiler),
-            shlex.join(problem.flags + extra_flags),
+            shlex.join(problem.flags + CANDIDATE_FLAGS + LINK_FLAGS + extra_flags),
             self._harness_digest(problem),
+            _CHECKS_DIGEST,
         ]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
@@ -163,7 +167,9 @@ class Builder:
             [
                 "cd /tmp/work/out",
                 f"{compiler} {flags} -save-temps=obj -c cand.c -o cand.o 2> compile.log || exit {_EXIT_COMPILE}",
-                f"readelf -SW cand.o > sections.txt && readelf -sW cand.o > symbols.txt || exit {_EXIT_INSPECT}",
+                "readelf -SW cand.o > sections.txt && readelf -sW cand.o > symbols.txt"
+                " && readelf -rW cand.o > relocations.txt && objdump -d -w cand.o > disassembly.txt"
+                f" || exit {_EXIT_INSPECT}",
                 f"{compiler} {flags} {shlex.join(LINK_FLAGS)} cand.o -lm {shlex.join(libraries)}"
                 f" -o {CANDIDATE_LIBRARY} 2> link.log || exit {_EXIT_LINK}",
             ]
@@ -178,7 +184,7 @@ class Builder:
             tmpfs_bytes=512 * MIB,
         )
         with self.sandbox.host_dir("hpcrl-build-") as out:
-            (out / "cand.c").write_text(source)
+            (out / "cand.c").write_bytes(source_text.source_bytes(source))
             monitor = self._monitor_binary(problem)
             run = self.sandbox.run(["/bin/sh", "-c", script], limits=limits, mounts=[Mount(out, "/tmp/work/out", True)])
             if run.timed_out:
@@ -195,9 +201,12 @@ class Builder:
             if not trusted:
                 symbols = policy.parse_symbols(_read(out / "symbols.txt"))
                 reason = (
-                    policy.check_preprocessed(_read(out / "cand.i"))
+                    _uninspectable(out)
+                    or policy.check_preprocessed(_read(out / "cand.i"))
                     or policy.check_sections(_read(out / "sections.txt"), symbols)
                     or policy.check_symbols(symbols, problem.entry)
+                    or policy.check_relocations(_read(out / "relocations.txt"))
+                    or policy.check_instructions(_read(out / "disassembly.txt"))
                 )
                 if reason:
                     return Build(Verdict.REJECTED, reason, None, 0.0)
@@ -219,6 +228,24 @@ class Builder:
 
 
 _MAX_OUTPUT_READ_BYTES = 64 << 20
+_INSPECTED = ("cand.i", "sections.txt", "symbols.txt", "relocations.txt", "disassembly.txt")
+_CHECKS_DIGEST = hashlib.sha256(
+    b"".join(Path(module).read_bytes() for module in (policy.__file__, source_text.__file__, __file__))
+).hexdigest()[:16]
+"""The code that judges a build, part of every build key: cached verdicts of older checks do not count."""
+
+
+def _uninspectable(out: Path) -> str | None:
+    """A check must read all of what it judges: an object whose listing exceeds what we read is refused
+    (a system call at the end of 64 MiB of disassembly would otherwise go unseen)."""
+    for name in _INSPECTED:
+        try:
+            size = os.lstat(out / name).st_size
+        except FileNotFoundError:
+            continue
+        if size >= _MAX_OUTPUT_READ_BYTES:
+            return f"the object is too large to inspect ({name} is over {_MAX_OUTPUT_READ_BYTES >> 20} MiB)"
+    return None
 
 
 def _unique() -> str:

@@ -1,8 +1,9 @@
 """The result cache: a candidate measured before on this node class is answered without running it.
 
-Keyed by (problem, size, normalized source, compiler identity and flags, harness, node class) and
-kept in SQLite, so it survives restarts and can be shared by the benchers of one node. Only
-deterministic verdicts are stored: infra errors, timeouts and resource limits are measured again.
+Keyed by the build key (the exact bytes of the source, never a normal form of them; compiler identity,
+flags, harness and checks), the size and the node class, and kept in SQLite, so it survives restarts
+and can be shared by the benchers of one node. Only deterministic verdicts are stored: infra errors,
+timeouts and resource limits are measured again.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ CACHED_VERDICTS = frozenset({Verdict.OK, Verdict.COMPILE_ERROR, Verdict.REJECTED
 
 
 def result_key(build_key: str, size: int, node_class: str) -> str:
+    """`build_key` is Builder.build_key: two sources share a result only if gcc read the same bytes."""
     return hashlib.sha256(f"{build_key}\0{size}\0{node_class}".encode()).hexdigest()
 
 

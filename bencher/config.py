@@ -21,7 +21,7 @@ class BencherConfig:
     """Directory of the build cache (binaries) and the result cache (SQLite); survives restarts.
     `~` is the home directory of the user the bencher runs as."""
     result_cache: bool = True
-    """Answer a candidate seen before (same problem, size, normalized source, compiler, flags and
+    """Answer a candidate seen before (same problem, size, source bytes, compiler, flags and
     node class) from the result cache instead of measuring it again."""
     compiler: str = ""
     """`gcc` or `clang`; empty: the problem's own choice."""
