@@ -131,8 +131,8 @@ def _tokens(text: str, lines_of: list[int]) -> list[list[Token]]:
         elif char in "\"'":
             i = _literal(text, i, i, line, groups[-1], space)
             space = False
-        elif _IDENTIFIER.match(text, i):
-            word = _IDENTIFIER.match(text, i).group()  # type: ignore[union-attr]
+        elif identifier := _IDENTIFIER.match(text, i):
+            word = identifier.group()
             after = i + len(word)
             if after < length and text[after] == '"' and word in _RAW_PREFIXES:
                 raise Unlexable(f'line {line}: raw string literals ({word}"...") are not allowed; use a plain string')
@@ -142,8 +142,8 @@ def _tokens(text: str, lines_of: list[int]) -> list[list[Token]]:
                 groups[-1].append(Token("identifier", word, line, space))
                 i = after
             space = False
-        elif _NUMBER.match(text, i):
-            number = _NUMBER.match(text, i).group()  # type: ignore[union-attr]
+        elif pp_number := _NUMBER.match(text, i):
+            number = pp_number.group()
             i += len(number)
             if i < length and text[i] == "'":
                 raise Unlexable(f"line {line}: digit separators ({number}'...) are not allowed")
