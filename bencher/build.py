@@ -34,8 +34,9 @@ from bencher.sandbox import Limits, Mount, Sandbox, SandboxError
 from bus.schema import Verdict
 
 log = logging.getLogger(__name__)
-HARNESS_FLAGS = ("-O2", "-march=native")
-"""The trusted monitor and harness are compiled once per problem with these, outside the sandbox."""
+HARNESS_OPTIMIZATION = "-O2"
+"""The trusted monitor and harness are compiled once per problem with this and bencher.march, outside the
+sandbox."""
 MONITOR_BINARY = "bench"
 """The monitor program, in a build's directory next to the candidate's library."""
 CANDIDATE_LIBRARY = "candidate.so"
@@ -73,6 +74,25 @@ def compiler_identity(compiler: str) -> str:
     return out.splitlines()[0] if out else compiler
 
 
+@cache
+def target_identity(compiler: str, march: str) -> str:
+    """What `-march=<march>` means to this compiler on this node: the options the driver passes to the compiler
+    proper (for `native`, the CPU's own name and every ISA flag it detected). Part of every cache key, so nodes
+    of different kinds sharing a cache_dir never run each other's binaries (an AVX-512 build would crash on an
+    AVX2 node, and that crash would be charged to the candidate)."""
+    command = [compiler, f"-march={march}", "-###", "-x", "c", "-c", "/dev/null", "-o", "/dev/null"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as error:
+        raise SandboxError(
+            f"compiler {compiler!r} does not run ({error}); install it or set bencher.compiler"
+        ) from None
+    if done.returncode != 0:
+        raise SandboxError(f"{compiler} refuses -march={march}: {done.stderr.strip()[-300:]}; fix bencher.march")
+    proper = [line for line in done.stderr.splitlines() if "-march=" in line and not line.startswith("COLLECT")]
+    return hashlib.sha256((proper[0] if proper else march).encode()).hexdigest()[:16]
+
+
 class Builder:
     def __init__(self, config: BencherConfig, sandbox: Sandbox) -> None:
         self.config = config
@@ -92,6 +112,7 @@ class Builder:
             hashlib.sha256(source_text.source_bytes(source)).hexdigest(),
             compiler_identity(compiler),
             shlex.join(problem.flags + CANDIDATE_FLAGS + LINK_FLAGS + extra_flags),
+            target_identity(compiler, self.config.march),
             self._harness_digest(problem),
             _CHECKS_DIGEST,
         ]
@@ -141,8 +162,13 @@ class Builder:
         digest = hashlib.sha256()
         for path in (HARNESS_DIR / "monitor.h", HARNESS_DIR / "monitor.c", problem.harness):
             digest.update(path.read_bytes())
-        digest.update(shlex.join(HARNESS_FLAGS).encode())
+        digest.update(shlex.join(self.harness_flags).encode())
+        digest.update(target_identity(self.compiler_for(problem), self.config.march).encode())
         return digest.hexdigest()[:16]
+
+    @property
+    def harness_flags(self) -> tuple[str, ...]:
+        return (HARNESS_OPTIMIZATION, f"-march={self.config.march}")
 
     def _monitor_binary(self, problem: Problem) -> Path:
         """monitor.c + the problem's harness as one program (trusted: compiled on the host, once per problem)."""
@@ -152,7 +178,7 @@ class Builder:
             return path
         partial = path.with_suffix(f".{_unique()}.tmp")  # benchers sharing a cache dir may race here
         sources = (str(HARNESS_DIR / "monitor.c"), str(problem.harness))
-        command = [compiler, *HARNESS_FLAGS, "-Wall", *sources, "-lm", "-ldl", "-o", str(partial)]
+        command = [compiler, *self.harness_flags, "-Wall", *sources, "-lm", "-ldl", "-o", str(partial)]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
             raise SandboxError(f"the trusted monitor does not compile: {result.stderr[-500:]}")

@@ -97,3 +97,31 @@ def test_the_same_bytes_are_answered_from_the_result_cache(pipeline: Pipeline) -
 def test_text_that_is_not_unicode_gets_a_verdict_not_an_exception(pipeline: Pipeline) -> None:
     evaluation = pipeline.evaluate("dgemm", SIZE, HONEST_BODY + "/* \ud800 */")  # a lone surrogate (JSON allows it)
     assert evaluation.verdict is Verdict.REJECTED and "Unicode" in evaluation.detail
+
+
+def test_the_build_key_names_the_target_so_node_kinds_sharing_a_cache_never_swap_binaries(tmp_path: Path) -> None:
+    """`-march=native` means another ISA on another node: a binary built on an AVX-512 node and served from a
+    shared cache_dir to an AVX2 node would crash, and the crash would be charged to the candidate."""
+    from bencher.build import Builder, target_identity
+    from bencher.sandbox import Sandbox
+
+    source = (LADDER / "naive_ijk.c").read_text()
+    keys = {}
+    for march in ("native", "x86-64-v3", "x86-64"):
+        config = fast_config(tmp_path, march=march)
+        problem = get_problem("dgemm").built_for(march)
+        keys[march] = Builder(config, Sandbox()).build_key(problem, source)
+    assert len(set(keys.values())) == 3
+    assert target_identity("gcc", "native") != target_identity("gcc", "x86-64"), "native resolves to this CPU"
+    assert target_identity("gcc", "native") == target_identity("gcc", "native")
+
+
+def test_a_pinned_march_builds_the_harness_and_the_candidate_for_that_isa(tmp_path: Path) -> None:
+    pipeline = Pipeline(fast_config(tmp_path, march="x86-64", peak_gflops=100.0))
+    try:
+        evaluation = pipeline.evaluate("dgemm", SIZE, (LADDER / "naive_ijk.c").read_text())
+        flags = pipeline.builder.harness_flags
+    finally:
+        pipeline.close()
+    assert evaluation.verdict is Verdict.OK, evaluation.detail
+    assert "-march=x86-64" in flags
