@@ -12,12 +12,17 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from bus.config import BusConfig, ClientConfig
 from bus.metrics import scrape  # noqa: F401 (re-exported for the tests)
 from ops.processes import free_port
+
+if TYPE_CHECKING:
+    from bencher.node import Node
+    from bencher.pipeline import Pipeline
 
 REPO = Path(__file__).resolve().parent.parent
 REQUIRE_SETUP_TOOLS = os.environ.get("TESTS_REQUIRE_SETUP_TOOLS") == "1"
@@ -189,3 +194,23 @@ def tiny_model(request: pytest.FixtureRequest) -> Path:
     path, why = request.config.stash.get(_TINY_MODEL, (None, "the tiny model was not built at collection"))
     assert path is not None, why
     return path
+
+
+@pytest.fixture(scope="session")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Node:
+    """This machine as a bencher sees it (threads, peak, ISA), detected once for the bencher tests."""
+    from bencher.node import detect_node
+    from tests.bencher_support import fast_config
+
+    return detect_node(fast_config(tmp_path_factory.mktemp("node")))
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory, node: Node) -> Iterator[Pipeline]:
+    """A production pipeline with the test budgets of fast_config, shared by a module's tests."""
+    from bencher.pipeline import Pipeline
+    from tests.bencher_support import fast_config
+
+    pipeline = Pipeline(fast_config(tmp_path_factory.mktemp("bencher")), node=node)
+    yield pipeline
+    pipeline.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bencher.node import Node, detect_node
+from bencher.node import Node
 from bencher.pipeline import Pipeline
 from bencher.registry import get_problem
 from bus.schema import Verdict
@@ -46,11 +46,6 @@ RAW_STRING = ('static const char *tag = R"x(" /* )x";\n', "/* */\n")
 
 def twin(body: str, frame: tuple[str, str]) -> str:
     return frame[0] + body + frame[1]
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Node:
-    return detect_node(fast_config(tmp_path_factory.mktemp("node")))
 
 
 @pytest.fixture

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bencher.measure import judge, run_limits
-from bencher.node import Node, detect_node
+from bencher.node import Node
 from bencher.pipeline import Evaluation, Pipeline
 from bencher.registry import get_problem
 from bencher.sandbox import SandboxRun
@@ -29,18 +28,6 @@ pytestmark = pytest.mark.timeout(300)
 ATTACKS = Path(__file__).parent / "bencher_attacks"
 NAIVE = (CORPUS / "ok_naive.c").read_text()
 UNCHARGED = (Verdict.OK, Verdict.INFRA_ERROR)
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Node:
-    return detect_node(fast_config(tmp_path_factory.mktemp("node")))
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory, node: Node) -> Iterator[Pipeline]:
-    pipeline = Pipeline(fast_config(tmp_path_factory.mktemp("bencher")), node=node)
-    yield pipeline
-    pipeline.close()
 
 
 def unfiltered(pipeline: Pipeline, source: str, n: int = 128) -> Evaluation:

@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 
 from bencher.node import Node, detect_node
 from bencher.peak import PROBE_MIN_FRACTION_OF_THEORY, FpUnits, PeakError, Probe, fp_units, read_cpuinfo
-from bencher.pipeline import Pipeline
+from bencher.pipeline import Evaluation, Pipeline
 from bencher.trust import check_peak_against_trusted_kernels, measure_trusted_kernels
 from bus.schema import Verdict
 from tests.bencher_support import CORPUS, LADDER, fast_config
@@ -137,54 +137,44 @@ class FailingReprobe(Pipeline):
         raise PeakError("the peak probe measured 10.0 GFLOPS for one thread, below 70% of ...")
 
 
+def naive_over_a_low_peak(pipeline_class: type[Pipeline], tmp_path: Path, node: Node) -> tuple[Pipeline, Evaluation]:
+    """The naive kernel measured on `node` with a peak of 0.001 GFLOPS (every figure is over it)."""
+    pipeline = pipeline_class(fast_config(tmp_path), node=low_peak(node))
+    try:
+        return pipeline, pipeline.evaluate("dgemm", 128, (CORPUS / "ok_naive.c").read_text())
+    finally:
+        pipeline.close()
+
+
 def unconfirmed_count() -> float:
     return REGISTRY.get_sample_value("hpcrl_bencher_unconfirmed_impossible_total") or 0.0
-
-
-@pytest.fixture(scope="module")
-def real_node(tmp_path_factory: pytest.TempPathFactory) -> Node:
-    return detect_node(fast_config(tmp_path_factory.mktemp("node")))
 
 
 def low_peak(node: Node) -> Node:
     return Node(node.host, "", node.cpus, node.threads, "tiny", peak_gflops=0.001, isa=node.isa)
 
 
-def test_a_figure_over_a_peak_measured_too_low_gets_its_reward_after_a_re_probe(
-    tmp_path: Path, real_node: Node
-) -> None:
+def test_a_figure_over_a_peak_measured_too_low_gets_its_reward_after_a_re_probe(tmp_path: Path, node: Node) -> None:
     before = unconfirmed_count()
-    pipeline = Pipeline(fast_config(tmp_path), node=low_peak(real_node))
-    try:
-        evaluation = pipeline.evaluate("dgemm", 128, (CORPUS / "ok_naive.c").read_text())
-    finally:
-        pipeline.close()
+    pipeline, evaluation = naive_over_a_low_peak(Pipeline, tmp_path, node)
     assert evaluation.verdict is Verdict.OK, evaluation.detail
     assert evaluation.gflops_median > 0 and "peak was re-probed" in evaluation.detail
     assert pipeline.node.peak_gflops > 1.0, "the re-probe replaced the peak that was too low"
     assert unconfirmed_count() == before
 
 
-def test_an_over_peak_figure_that_cannot_be_re_checked_is_not_charged(tmp_path: Path, real_node: Node) -> None:
+def test_an_over_peak_figure_that_cannot_be_re_checked_is_not_charged(tmp_path: Path, node: Node) -> None:
     before = unconfirmed_count()
-    pipeline = FailingReprobe(fast_config(tmp_path), node=low_peak(real_node))
-    try:
-        evaluation = pipeline.evaluate("dgemm", 128, (CORPUS / "ok_naive.c").read_text())
-    finally:
-        pipeline.close()
+    _pipeline, evaluation = naive_over_a_low_peak(FailingReprobe, tmp_path, node)
     assert evaluation.verdict is Verdict.INFRA_ERROR, evaluation.detail
     assert "unconfirmed impossible speed, not charged" in evaluation.detail
     assert "could not be re-probed" in evaluation.detail
     assert unconfirmed_count() == before + 1
 
 
-def test_a_confirmed_impossible_speed_is_charged(tmp_path: Path, real_node: Node) -> None:
+def test_a_confirmed_impossible_speed_is_charged(tmp_path: Path, node: Node) -> None:
     before = unconfirmed_count()
-    pipeline = AgreeingReprobe(fast_config(tmp_path), node=low_peak(real_node))
-    try:
-        evaluation = pipeline.evaluate("dgemm", 128, (CORPUS / "ok_naive.c").read_text())
-    finally:
-        pipeline.close()
+    _pipeline, evaluation = naive_over_a_low_peak(AgreeingReprobe, tmp_path, node)
     assert evaluation.verdict is Verdict.REJECTED
     assert "impossible speed" in evaluation.detail and "confirmed" in evaluation.detail
     assert unconfirmed_count() == before
@@ -222,12 +212,12 @@ def test_a_peak_that_trusted_code_beats_even_after_a_re_probe_refuses_to_serve(t
 
 
 @pytest.mark.parametrize("name", ["naive_ijk", "tiled", "avx2_fma", "openmp"])
-def test_honest_ladder_kernels_are_never_charged_as_impossible(tmp_path: Path, real_node: Node, name: str) -> None:
-    pipeline = Pipeline(fast_config(tmp_path), node=real_node)
+def test_honest_ladder_kernels_are_never_charged_as_impossible(tmp_path: Path, node: Node, name: str) -> None:
+    pipeline = Pipeline(fast_config(tmp_path), node=node)
     try:
         evaluation = pipeline.evaluate("dgemm", 512, (LADDER / f"{name}.c").read_text())
     finally:
         pipeline.close()
     assert evaluation.verdict is Verdict.OK, evaluation.detail
-    assert 0 < evaluation.gflops_max <= real_node.peak_gflops * pipeline.config.peak_margin
+    assert 0 < evaluation.gflops_max <= node.peak_gflops * pipeline.config.peak_margin
     assert math.isfinite(evaluation.gflops_median)

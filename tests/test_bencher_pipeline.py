@@ -4,30 +4,17 @@ and honest candidates are measured in the order their optimisations promise."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bencher.node import Node, detect_node
+from bencher.node import Node
 from bencher.pipeline import Pipeline
 from bus.schema import Verdict
 from tests.bencher_support import CORPUS, LADDER, expectations, fast_config, sandbox_processes, temp_dirs
 
 CORPUS_SIZE = 128
 CORPUS_FILES = sorted(CORPUS.glob("*.c"))
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Node:
-    return detect_node(fast_config(tmp_path_factory.mktemp("node")))
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory, node: Node) -> Iterator[Pipeline]:
-    pipeline = Pipeline(fast_config(tmp_path_factory.mktemp("bencher")), node=node)
-    yield pipeline
-    pipeline.close()
 
 
 def test_the_corpus_is_large_enough_and_every_file_states_its_verdict() -> None:
