@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from bencher.config import BencherConfig
+from tests.conftest import skip_unless_required
 from tests.proc_support import cmdline, descends_from, pids, uid
 
 SANDBOX_UID = 65534
+SANDBOX_TEST_MARKS = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox tests check the uid drop, which needs root"),
+    skip_unless_required("needs bubblewrap: apt-get install bubblewrap" if shutil.which("bwrap") is None else ""),
+    pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc to build the probes"),
+]
+"""What the sandbox tests need: root (for the uid drop), bubblewrap and gcc."""
 CORPUS = Path(__file__).parent / "bencher_corpus"
 LADDER = Path(__file__).parent / "bencher_ladder"
 

@@ -22,15 +22,11 @@ from pathlib import Path
 import pytest
 
 from bencher.sandbox import NOBODY_UID, Limits, Mount, Sandbox, SandboxError, SandboxRun
-from tests.conftest import skip_unless_required
+from tests.bencher_support import SANDBOX_TEST_MARKS
 
 PROBE_SOURCES = Path(__file__).resolve().parent / "sandbox_probes"
 
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox tests check the uid drop, which needs root"),
-    skip_unless_required("needs bubblewrap: apt-get install bubblewrap" if shutil.which("bwrap") is None else ""),
-    pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc to build the probes"),
-]
+pytestmark = SANDBOX_TEST_MARKS
 
 LIMITS = Limits(
     wall_s=2.0,

@@ -26,17 +26,12 @@ import pytest
 from bencher.pipeline import Pipeline
 from bencher.sandbox import NOBODY_UID, SYSTEM_PATHS, Limits, Mount, Sandbox, SandboxRun
 from bus.schema import Verdict
-from tests.bencher_support import LADDER, fast_config, sandbox_processes
-from tests.conftest import skip_unless_required
+from tests.bencher_support import LADDER, SANDBOX_TEST_MARKS, fast_config, sandbox_processes
 
 PROBE_SOURCES = Path(__file__).resolve().parent / "sandbox_probes"
 PROBES = ("hoard", "paths", "monitor_attack")
 
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox tests check the uid drop, which needs root"),
-    skip_unless_required("needs bubblewrap: apt-get install bubblewrap" if shutil.which("bwrap") is None else ""),
-    pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc to build the probes"),
-]
+pytestmark = SANDBOX_TEST_MARKS
 
 LIMITS = Limits(
     wall_s=5.0,
