@@ -26,17 +26,22 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <math.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -152,6 +157,7 @@ static const char *signal_verdict(int sig) {
 
 #define CHILD_NO_LIBRARY 3 /* exit status of a child whose candidate library does not load */
 #define CHILD_NO_ENTRY 4   /* ... or has no entry point */
+#define CHILD_UNCONFINED 5 /* ... or could not be kept from starting processes (our fault) */
 
 static void child_died(int status, const char *when) {
     child_pid = 0;
@@ -159,6 +165,7 @@ static void child_died(int status, const char *when) {
         int sig = WTERMSIG(status);
         fail(signal_verdict(sig), "candidate killed by signal %d (%s) %s", sig, strsignal(sig), when);
     }
+    if (WEXITSTATUS(status) == CHILD_UNCONFINED) infra("the candidate's process could not install its seccomp filter");
     if (WEXITSTATUS(status) == CHILD_NO_ENTRY) fail("rejected", "the candidate defines no function %s", problem_entry);
     if (WEXITSTATUS(status) == CHILD_NO_LIBRARY)
         fail("crash", "the candidate's library does not load (the loader's message is in the output)");
@@ -171,6 +178,59 @@ static void reap_child(const char *when) {
     child_died(status, when);
 }
 
+#if defined(__x86_64__)
+#define NATIVE_AUDIT_ARCH AUDIT_ARCH_X86_64
+#define FOREIGN_ABI_BIT 0x40000000u /* x32 system call numbers: the sandbox's own filter kills them */
+#elif defined(__aarch64__)
+#define NATIVE_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+#define CLONE_THREAD_FLAG 0x00010000u
+
+/* The candidate's process may start threads but no process. The monitor reads the candidate's CPU
+ * time from the child's process clock, which counts the child's threads only: a forked grandchild
+ * (it shares the MAP_SHARED buffers) could follow the monitor's filling of the next inputs and compute
+ * the output before "go", on CPU time nobody sees. The source policy cannot stop this (any allowed
+ * libc function leads to libc's symbol table, and from there to fork), so the kernel does: fork, vfork
+ * and clone without CLONE_THREAD fail with EPERM; clone3 (flags in memory) with ENOSYS, so glibc falls
+ * back to clone. Returns 0 when the filter is in place. */
+static int forbid_processes(void) {
+#ifdef NATIVE_AUDIT_ARCH
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NATIVE_AUDIT_ARCH, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+#ifdef FOREIGN_ABI_BIT
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, FOREIGN_ABI_BIT, 8, 0), /* -> refuse */
+#else
+        BPF_JUMP(BPF_JMP | BPF_JA, 0, 0, 0),
+#endif
+#ifdef __NR_fork
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fork, 7, 0), /* -> refuse */
+#else
+        BPF_JUMP(BPF_JMP | BPF_JA, 0, 0, 0),
+#endif
+#ifdef __NR_vfork
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_vfork, 6, 0), /* -> refuse */
+#else
+        BPF_JUMP(BPF_JMP | BPF_JA, 0, 0, 0),
+#endif
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone3, 3, 0), /* -> no clone3 */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 3), /* not clone -> allow */
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])), /* flags, low 32 bits */
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD_FLAG, 1, 2),              /* a thread -> allow */
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+    };
+    struct sock_fprog program = {.len = (unsigned short)(sizeof code / sizeof code[0]), .filter = code};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -1;
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program);
+#else
+    return -1; /* an architecture this filter does not know: refuse to run candidates rather than trust them */
+#endif
+}
+
 /* The candidate's process. Before the first instruction of candidate code runs (its ifunc resolvers
  * and constructors run inside dlopen), every descriptor but the two pipes and stdout/stderr is closed:
  * the result channel is gone from this process. Our arguments, environment and options here are a
@@ -180,6 +240,7 @@ static void child_main(problem *p, const char *library, int go_fd, int done_fd) 
     for (int fd = 3; fd < (open_max > 0 && open_max < 65536 ? open_max : 65536); fd++)
         if (fd != go_fd && fd != done_fd) close(fd);
     unsetenv("HPCRL_CHANNEL_FD");
+    if (forbid_processes() != 0) _exit(CHILD_UNCONFINED);
     /* The OpenMP runtime reads OMP_* in its constructor. dlopen relocates a library, running its ifunc
      * resolvers, before the constructors of the libraries it needs: loaded with the candidate, libgomp
      * would read an environment the candidate's resolver had already rewritten (a thread limit above

@@ -1,0 +1,82 @@
+"""Red-team findings against the bencher, each through the full policy (no trusted_libraries): the
+candidate is plain C source, as the policy writes it.
+
+A forked grandchild escapes the monitor's CPU accounting: the monitor reads the candidate's CPU time
+from the child's process clock, which counts the child's threads and not its children. The grandchild
+shares the problem's MAP_SHARED buffers, so it can follow the monitor's filling of the next call's
+inputs and compute the output before "go", on CPU time nobody sees (jacobi2d measured at the pipe's
+round-trip time). The source policy cannot stop the call: any allowed libc function (printf) leads to
+libc's ELF header and from there, through its dynamic symbol table, to `fork`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bencher.pipeline import Pipeline
+from bus.schema import Verdict
+
+pytestmark = pytest.mark.timeout(300)
+
+LIBC_LOOKUP = r"""
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+typedef struct { unsigned char id[16]; uint16_t type, machine; uint32_t version; uint64_t entry, phoff, shoff;
+                 uint32_t flags; uint16_t ehsize, phentsize, phnum, shentsize, shnum, shstrndx; } rt_ehdr;
+typedef struct { uint32_t type, flags; uint64_t offset, vaddr, paddr, filesz, memsz, align; } rt_phdr;
+typedef struct { int64_t tag; uint64_t val; } rt_dyn;
+typedef struct { uint32_t name; unsigned char info, other; uint16_t shndx; uint64_t value, size; } rt_sym;
+static int rt_eq(const char *a, const char *b) { while (*a && *a == *b) a++, b++; return *a == *b; }
+/* Any libc function, from the address of an allowed one: down to libc's ELF header, then its .dynsym. */
+static void *rt_lookup(const char *want) {
+    uintptr_t base = (uintptr_t)(void *)&printf & ~(uintptr_t)4095;
+    while (memcmp((const void *)base, "\177ELF", 4) != 0) base -= 4096;
+    const rt_ehdr *e = (const rt_ehdr *)base;
+    const rt_phdr *ph = (const rt_phdr *)(base + e->phoff);
+    const rt_dyn *d = 0;
+    for (int i = 0; i < e->phnum; i++) if (ph[i].type == 2) d = (const rt_dyn *)(base + ph[i].vaddr);
+    const rt_sym *sym = 0; const char *str = 0;
+    for (; d && d->tag; d++) {
+        uint64_t v = d->val < base ? d->val + base : d->val;
+        if (d->tag == 6) sym = (const rt_sym *)v;
+        if (d->tag == 5) str = (const char *)v;
+    }
+    for (const rt_sym *s = sym; (const char *)s < str; s++)
+        if (s->name && s->value && rt_eq(str + s->name, want)) return (void *)(base + s->value);
+    return 0;
+}
+"""
+
+FORKS_THROUGH_LIBC_SYMBOL_TABLE = (
+    LIBC_LOOKUP
+    + r"""
+/* Computes the sweep (with OpenMP threads) only when fork failed: a process that could start one
+ * leaves its output NaN, so `wrong_answer` means "the candidate started a process". */
+static int tried, forked;
+void jacobi2d(int n, const double *in, double *out) {
+    if (!tried) {
+        tried = 1;
+        int (*fork_fn)(void) = (int (*)(void))rt_lookup("fork");
+        int pid = fork_fn ? fork_fn() : -1;
+        if (pid == 0) for (;;) __builtin_ia32_pause(); /* the grandchild: ends with the sandbox */
+        forked = pid > 0;
+    }
+    if (forked) return;
+#pragma omp parallel for
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            out[i * n + j] = (i == 0 || j == 0 || i == n - 1 || j == n - 1)
+                                 ? in[i * n + j]
+                                 : 0.25 * (in[(i - 1) * n + j] + in[(i + 1) * n + j]
+                                           + in[i * n + j - 1] + in[i * n + j + 1]);
+}
+"""
+)
+
+
+def test_the_policy_lets_a_candidate_reach_fork_through_libc_but_the_candidates_process_cannot_fork(
+    pipeline: Pipeline,
+) -> None:
+    evaluation = pipeline.evaluate("jacobi2d", 256, FORKS_THROUGH_LIBC_SYMBOL_TABLE, use_cache=False)
+    assert evaluation.verdict is Verdict.OK, evaluation.detail  # fork failed; OpenMP threads still start
