@@ -157,7 +157,9 @@ static const char *signal_verdict(int sig) {
 
 #define CHILD_NO_LIBRARY 3 /* exit status of a child whose candidate library does not load */
 #define CHILD_NO_ENTRY 4   /* ... or has no entry point */
-#define CHILD_UNCONFINED 5 /* ... or could not be kept from starting processes (our fault) */
+#define TOKEN_CONFINED 'c'   /* the child's first token: its seccomp filter is in place */
+#define TOKEN_UNCONFINED 'u' /* ... or could not be installed (our fault): the first byte on the pipe, written
+                              * before any candidate code exists in the process, so no candidate can forge it */
 
 static void child_died(int status, const char *when) {
     child_pid = 0;
@@ -165,7 +167,6 @@ static void child_died(int status, const char *when) {
         int sig = WTERMSIG(status);
         fail(signal_verdict(sig), "candidate killed by signal %d (%s) %s", sig, strsignal(sig), when);
     }
-    if (WEXITSTATUS(status) == CHILD_UNCONFINED) infra("the candidate's process could not install its seccomp filter");
     if (WEXITSTATUS(status) == CHILD_NO_ENTRY) fail("rejected", "the candidate defines no function %s", problem_entry);
     if (WEXITSTATUS(status) == CHILD_NO_LIBRARY)
         fail("crash", "the candidate's library does not load (the loader's message is in the output)");
@@ -240,7 +241,8 @@ static void child_main(problem *p, const char *library, int go_fd, int done_fd) 
     for (int fd = 3; fd < (open_max > 0 && open_max < 65536 ? open_max : 65536); fd++)
         if (fd != go_fd && fd != done_fd) close(fd);
     unsetenv("HPCRL_CHANNEL_FD");
-    if (forbid_processes() != 0) _exit(CHILD_UNCONFINED);
+    char confined = forbid_processes() == 0 ? TOKEN_CONFINED : TOKEN_UNCONFINED;
+    if (write(done_fd, &confined, 1) != 1 || confined != TOKEN_CONFINED) _exit(0);
     /* The OpenMP runtime reads OMP_* in its constructor. dlopen relocates a library, running its ifunc
      * resolvers, before the constructors of the libraries it needs: loaded with the candidate, libgomp
      * would read an environment the candidate's resolver had already rewritten (a thread limit above
@@ -264,9 +266,9 @@ static void child_main(problem *p, const char *library, int go_fd, int done_fd) 
     _exit(0);
 }
 
-/* Wait for the child's token on `fd` until `started + timeout_s`; a timeout or a dead child ends the run
- * (`what` names the wait in a timeout's detail, `when` in a death's). */
-static void await_token(int fd, double started, double timeout_s, const char *what, const char *when) {
+/* Wait for the child's token on `fd` until `started + timeout_s` and return it; a timeout or a dead child
+ * ends the run (`what` names the wait in a timeout's detail, `when` in a death's). */
+static char await_token(int fd, double started, double timeout_s, const char *what, const char *when) {
     struct pollfd waiter = {.fd = fd, .events = POLLIN};
     int ready;
     do {
@@ -276,6 +278,7 @@ static void await_token(int fd, double started, double timeout_s, const char *wh
     if (ready == 0) fail("timeout", "%s took longer than %.3g s", what, timeout_s);
     char token;
     if (read(fd, &token, 1) != 1) reap_child(when);
+    return token;
 }
 
 /* Write each call's inputs from the CPU the candidate's main thread ran on last, so they arrive in
@@ -375,6 +378,8 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     clockid_t child_clock;
     if (clock_getcpuclockid(child_pid, &child_clock) != 0) infra("clock_getcpuclockid failed");
+    if (await_token(done[0], now_s(), o.call_timeout_s, "confining the candidate's process", "before loading") != TOKEN_CONFINED)
+        infra("the candidate's process could not install its seccomp filter (no process may start from it)");
     await_token(done[0], now_s(), o.call_timeout_s, "loading the candidate", "while loading");
     /* CPU the candidate uses from here to the first call counts as work outside the calls. */
     double cpu_after_previous = cpu_s(child_clock);
