@@ -1,7 +1,7 @@
 """`hpcrl demo`: the whole system on this machine, learning to write faster DGEMM from real measurements.
 
 1. The policy: the tiny model (`hpcrl tiny-model`), built once and cached under ~/.cache/hpcrl/tiny-model
-   (4.5-6 minutes on 2 cores), or the model given with --model.
+   (4.5-6 minutes on 2 Intel AVX-512 cores, 13-20 on AMD Zen 3), or the model given with --model.
 2. The processes, each an `hpcrl` subcommand reading one config file the demo writes (`hpcrl.toml` in the
    run directory): the broker, the SQD archive (the default stage ladder with short plateaus, so stages
    change within minutes), one single-threaded bencher per CPU left over, and the GRPO trainer. The trainer
