@@ -80,7 +80,9 @@ def target_identity(compiler: str, march: str) -> str:
     proper (for `native`, the CPU's own name and every ISA flag it detected). Part of every cache key, so nodes
     of different kinds sharing a cache_dir never run each other's binaries (an AVX-512 build would crash on an
     AVX2 node, and that crash would be charged to the candidate)."""
-    command = [compiler, f"-march={march}", "-###", "-x", "c", "-c", "/dev/null", "-o", "/dev/null"]
+    # -S: the compiler proper writes straight to -o; with -c it would name a random temporary .s file, and every
+    # process would get another identity (no cache entry would survive a restart).
+    command = [compiler, f"-march={march}", "-###", "-x", "c", "-S", "/dev/null", "-o", "/dev/null"]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError) as error:

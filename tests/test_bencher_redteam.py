@@ -80,3 +80,19 @@ def test_the_policy_lets_a_candidate_reach_fork_through_libc_but_the_candidates_
 ) -> None:
     evaluation = pipeline.evaluate("jacobi2d", 256, FORKS_THROUGH_LIBC_SYMBOL_TABLE, use_cache=False)
     assert evaluation.verdict is Verdict.OK, evaluation.detail  # fork failed; OpenMP threads still start
+
+
+def test_the_target_identity_is_the_same_in_every_process() -> None:
+    """Build and result keys include it: a per-process identity (gcc's random temporary .s name in the
+    command line) would throw away the whole cache at every restart and grow the build cache without end."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    probe = "from bencher.build import target_identity; print(target_identity('gcc', 'native'))"
+    seen = {
+        subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=60).stdout
+        for _ in range(2)
+    }
+    assert len(seen) == 1 and seen != {""}, seen
