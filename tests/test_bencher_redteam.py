@@ -7,6 +7,11 @@ shares the problem's MAP_SHARED buffers, so it can follow the monitor's filling 
 inputs and compute the output before "go", on CPU time nobody sees (jacobi2d measured at the pipe's
 round-trip time). The source policy cannot stop the call: any allowed libc function (printf) leads to
 libc's ELF header and from there, through its dynamic symbol table, to `fork`.
+
+The same lookup reaches `pthread_create`: a thread of the candidate's own, outliving the call, could do the
+same work between calls within the CPU budget there, so the monitor stops the candidate's process between
+calls. And a build key that changed with every process (gcc's temporary file name) emptied the caches at
+every restart.
 """
 
 from __future__ import annotations
@@ -96,3 +101,37 @@ def test_the_target_identity_is_the_same_in_every_process() -> None:
         for _ in range(2)
     }
     assert len(seen) == 1 and seen != {""}, seen
+
+
+SPINS_IN_A_THREAD_OF_ITS_OWN = (
+    LIBC_LOOKUP
+    + r"""
+/* A thread of its own (pthread_create from libc's symbol table) that never sleeps: between calls it
+ * could watch the shared buffers and compute the next output before "go" (jacobi2d n = 1024 measured
+ * 20 GFLOPS against 5.5 for the same code without it). Here it only spins. */
+static volatile long spins;
+static void *spin(void *unused) { for (;;) spins++; return unused; }
+void jacobi2d(int n, const double *in, double *out) {
+    static long thread;
+    if (!thread) {
+        int (*start)(long *, void *, void *(*)(void *), void *) =
+            (int (*)(long *, void *, void *(*)(void *), void *))rt_lookup("pthread_create");
+        start(&thread, 0, spin, 0);
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            out[i * n + j] = (i == 0 || j == 0 || i == n - 1 || j == n - 1)
+                                 ? in[i * n + j]
+                                 : 0.25 * (in[(i - 1) * n + j] + in[(i + 1) * n + j]
+                                           + in[i * n + j - 1] + in[i * n + j + 1]);
+}
+"""
+)
+
+
+def test_the_candidates_threads_are_stopped_between_calls(pipeline: Pipeline) -> None:
+    """The monitor stops the candidate's process from "done" until the next inputs are written: a thread
+    that never sleeps uses no CPU between calls (before, it used all of it, and one that computed there
+    was only bounded by outside_cpu_s_per_call)."""
+    evaluation = pipeline.evaluate("jacobi2d", 2048, SPINS_IN_A_THREAD_OF_ITS_OWN, use_cache=False)
+    assert evaluation.verdict is Verdict.OK, evaluation.detail

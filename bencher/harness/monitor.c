@@ -15,8 +15,10 @@
  * random keys are drawn after the fork, in this process) and whose changes we never see. The two
  * processes share only the problem's buffers (MAP_SHARED). This process is made non-dumpable, so the
  * child (same uid) can neither ptrace it nor open its /proc/PID/fd/ or /proc/PID/mem. Timing is our
- * CLOCK_MONOTONIC around a pipe round trip, and the child's CPU clock is read at each hand-over so that
- * work done between calls (a background thread precomputing) is measured and reported. Every input
+ * CLOCK_MONOTONIC around a pipe round trip. Between calls the child is stopped (SIGSTOP), all its
+ * threads, so none of them sees the next inputs before "go" or touches an output while it is copied; the
+ * child's CPU clock is still read at each hand-over, and what it used outside the calls (before the stop
+ * took effect) is reported. The child cannot start processes (a seccomp filter of its own). Every input
  * buffer and every check vector has its own key from getrandom(), drawn when it is needed: a
  * candidate that reads its inputs learns nothing about a later call's inputs or about the vectors
  * that will check its output.
@@ -177,6 +179,23 @@ static void reap_child(const char *when) {
     int status;
     waitpid(child_pid, &status, 0);
     child_died(status, when);
+}
+
+/* Between calls the candidate's process is stopped, every thread of it: from "done" (before the output is
+ * copied) until the next inputs are written (just before "go"). A thread of its own that outlives a call
+ * (pthread_create is one libc symbol-table lookup away) could otherwise watch the shared buffers, see the
+ * next inputs while we write them and compute the output before "go" (jacobi2d at n = 1024 measured 3.6x its
+ * honest speed within the CPU budget between calls), or finish an output after "done" while we copy it.
+ * SIGSTOP cannot be caught or ignored; waitpid(WUNTRACED) returns once every thread has stopped. */
+static void freeze_child(const char *when) {
+    int status;
+    if (kill(child_pid, SIGSTOP) != 0) infra("kill(SIGSTOP) of the candidate's process failed");
+    if (waitpid(child_pid, &status, WUNTRACED) != child_pid) infra("waitpid on the candidate's process failed");
+    if (!WIFSTOPPED(status)) child_died(status, when);
+}
+
+static void thaw_child(void) {
+    if (kill(child_pid, SIGCONT) != 0) infra("kill(SIGCONT) of the candidate's process failed");
 }
 
 #if defined(__x86_64__)
@@ -381,6 +400,7 @@ int main(int argc, char **argv) {
     if (await_token(done[0], now_s(), o.call_timeout_s, "confining the candidate's process", "before loading") != TOKEN_CONFINED)
         infra("the candidate's process could not install its seccomp filter (no process may start from it)");
     await_token(done[0], now_s(), o.call_timeout_s, "loading the candidate", "while loading");
+    freeze_child("after loading");
     /* CPU the candidate uses from here to the first call counts as work outside the calls. */
     double cpu_after_previous = cpu_s(child_clock);
 
@@ -391,11 +411,15 @@ int main(int argc, char **argv) {
         double cpu_before = cpu_s(child_clock);
         double outside = cpu_before > cpu_after_previous ? cpu_before - cpu_after_previous : 0.0;
         char token = 'g';
+        /* The clock starts before the candidate's threads can run again: woken, one of them may preempt
+         * us on this CPU (we follow its main thread), and what it does then is part of the call. */
         double t0 = now_s();
+        thaw_child();
         if (write(go[1], &token, 1) != 1) reap_child("before a call");
         await_token(done[0], t0, o.call_timeout_s, "a call", "during a call");
         double t1 = now_s();
-        cpu_after_previous = cpu_s(child_clock);
+        cpu_after_previous = cpu_s(child_clock); /* CPU used until the freeze counts as outside the calls */
+        freeze_child("after a call");
         follow_cpu(last_cpu_of(child_pid));
         problem_snapshot(p);
         double max_error, bound;
@@ -412,6 +436,7 @@ int main(int argc, char **argv) {
             (timed_count >= o.max_reps || timed_total >= o.max_seconds || cv_of(timed, timed_count) <= o.cv_target))
             break;
     }
+    thaw_child();
     close(go[1]); /* the child's read sees EOF and it exits */
     int status;
     waitpid(child_pid, &status, 0);
