@@ -10,8 +10,9 @@ libc's ELF header and from there, through its dynamic symbol table, to `fork`.
 
 The same lookup reaches `pthread_create`: a thread of the candidate's own, outliving the call, could do the
 same work between calls within the CPU budget there, so the monitor stops the candidate's process between
-calls. And a build key that changed with every process (gcc's temporary file name) emptied the caches at
-every restart.
+calls. It also reaches `dlopen`: the node's OpenBLAS was measured as the candidate's own work, so no new code
+may be mapped once the candidate is loaded. And a build key that changed with every process (gcc's temporary
+file name) emptied the caches at every restart.
 """
 
 from __future__ import annotations
@@ -134,4 +135,32 @@ def test_the_candidates_threads_are_stopped_between_calls(pipeline: Pipeline) ->
     that never sleeps uses no CPU between calls (before, it used all of it, and one that computed there
     was only bounded by outside_cpu_s_per_call)."""
     evaluation = pipeline.evaluate("jacobi2d", 2048, SPINS_IN_A_THREAD_OF_ITS_OWN, use_cache=False)
+    assert evaluation.verdict is Verdict.OK, evaluation.detail
+
+
+LOADS_BLAS_THROUGH_LIBC = (
+    LIBC_LOOKUP
+    + r"""
+/* dlopen is in libc: the node's OpenBLAS, measured as if it were this code. Computes C itself only when
+ * the library could not be loaded; a loaded library leaves C NaN, so `wrong_answer` means "it loaded". */
+typedef void (*cblas_fn)(int, int, int, int, int, int, double, const double *, int, const double *, int,
+                         double, double *, int);
+void dgemm(int n, const double *A, const double *B, double *C) {
+    void *(*open_lib)(const char *, int) = (void *(*)(const char *, int))rt_lookup("dlopen");
+    if (open_lib("libopenblas.so.0", 2) || open_lib("libblas.so.3", 2)) return;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double sum = 0.0;
+            for (int k = 0; k < n; k++) sum += A[i * n + k] * B[k * n + j];
+            C[i * n + j] = sum;
+        }
+}
+"""
+)
+
+
+def test_the_candidate_cannot_load_a_library_after_it_is_loaded(pipeline: Pipeline) -> None:
+    """No new code may be mapped in the candidate's process once it is loaded: dlopen (or machine code
+    written into memory) fails, so no BLAS of the node is measured as the candidate's own work."""
+    evaluation = pipeline.evaluate("dgemm", 128, LOADS_BLAS_THROUGH_LIBC, use_cache=False)
     assert evaluation.verdict is Verdict.OK, evaluation.detail

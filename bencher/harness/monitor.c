@@ -159,9 +159,12 @@ static const char *signal_verdict(int sig) {
 
 #define CHILD_NO_LIBRARY 3 /* exit status of a child whose candidate library does not load */
 #define CHILD_NO_ENTRY 4   /* ... or has no entry point */
+#define CHILD_UNCONFINED 5 /* ... or could not be kept from mapping new code (our fault, while loading) */
 #define TOKEN_CONFINED 'c'   /* the child's first token: its seccomp filter is in place */
 #define TOKEN_UNCONFINED 'u' /* ... or could not be installed (our fault): the first byte on the pipe, written
                               * before any candidate code exists in the process, so no candidate can forge it */
+
+static int loading; /* the child is loading the candidate: no candidate code of the policy's path runs yet */
 
 static void child_died(int status, const char *when) {
     child_pid = 0;
@@ -169,6 +172,8 @@ static void child_died(int status, const char *when) {
         int sig = WTERMSIG(status);
         fail(signal_verdict(sig), "candidate killed by signal %d (%s) %s", sig, strsignal(sig), when);
     }
+    if (loading && WEXITSTATUS(status) == CHILD_UNCONFINED)
+        infra("the candidate's process could not install its second seccomp filter (no new code)");
     if (WEXITSTATUS(status) == CHILD_NO_ENTRY) fail("rejected", "the candidate defines no function %s", problem_entry);
     if (WEXITSTATUS(status) == CHILD_NO_LIBRARY)
         fail("crash", "the candidate's library does not load (the loader's message is in the output)");
@@ -251,6 +256,40 @@ static int forbid_processes(void) {
 #endif
 }
 
+/* After the candidate is loaded, its process may map no new code: mmap, mprotect and pkey_mprotect with
+ * PROT_EXEC and execve fail with EPERM. The source policy allows no library, but dlopen is in libc, and
+ * libc's symbol table is one pointer walk from printf: a candidate loaded the node's OpenBLAS and was
+ * measured at its speed (21.6 GFLOPS at dgemm n = 512 against 6.2 for its own loops). Nor can it write
+ * machine code (a system call, say) into memory and run it. Returns 0 when the filter is in place. */
+static int forbid_new_code(void) {
+#ifdef NATIVE_AUDIT_ARCH
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NATIVE_AUDIT_ARCH, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_execve, 7, 0),   /* -> refuse */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_execveat, 6, 0), /* -> refuse */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_mmap, 3, 0),     /* -> check the protection */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_mprotect, 2, 0),
+#ifdef __NR_pkey_mprotect
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_pkey_mprotect, 1, 0),
+#else
+        BPF_JUMP(BPF_JMP | BPF_JA, 0, 0, 0),
+#endif
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])), /* prot */
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, PROT_EXEC, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog program = {.len = (unsigned short)(sizeof code / sizeof code[0]), .filter = code};
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program);
+#else
+    return -1;
+#endif
+}
+
 /* The candidate's process. Before the first instruction of candidate code runs (its ifunc resolvers
  * and constructors run inside dlopen), every descriptor but the two pipes and stdout/stderr is closed:
  * the result channel is gone from this process. Our arguments, environment and options here are a
@@ -274,6 +313,7 @@ static void child_main(problem *p, const char *library, int go_fd, int done_fd) 
     }
     void *symbol = dlsym(handle, problem_entry);
     if (!symbol) _exit(CHILD_NO_ENTRY);
+    if (forbid_new_code() != 0) _exit(CHILD_UNCONFINED);
     entry_point entry;
     memcpy(&entry, &symbol, sizeof entry); /* POSIX: a data pointer from dlsym may be a function pointer */
     char token = 'r';
@@ -399,7 +439,9 @@ int main(int argc, char **argv) {
     if (clock_getcpuclockid(child_pid, &child_clock) != 0) infra("clock_getcpuclockid failed");
     if (await_token(done[0], now_s(), o.call_timeout_s, "confining the candidate's process", "before loading") != TOKEN_CONFINED)
         infra("the candidate's process could not install its seccomp filter (no process may start from it)");
+    loading = 1;
     await_token(done[0], now_s(), o.call_timeout_s, "loading the candidate", "while loading");
+    loading = 0;
     freeze_child("after loading");
     /* CPU the candidate uses from here to the first call counts as work outside the calls. */
     double cpu_after_previous = cpu_s(child_clock);
