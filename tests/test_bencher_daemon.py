@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from bus.schema import Verdict
-from tests.bencher_support import CORPUS, sandbox_processes
+from tests.bencher_support import CORPUS, reap_orphaned_sandbox_zombies, sandbox_processes
 from tests.conftest import BusSite, Processes, free_port, log_of, scrape, wait_for
 from tests.proc_support import alive
 from tests.test_reliability import client_for, wait_workers
@@ -108,6 +108,7 @@ def test_a_bencher_killed_mid_benchmark_loses_no_candidate(site: BusSite, proces
         # Dead, zombies included: when an earlier test made pytest a child subreaper (an in-process Sandbox),
         # the orphaned sandbox is reparented to pytest, which never reaps it.
         wait_for(lambda: not any(alive(int(pid)) for pid in pids), 10, "the sandbox to die with it")
+        reap_orphaned_sandbox_zombies()  # else every later leak check in this session counts them
         start_bencher(processes, "b2", warmup_reps="0", min_reps="1")
         result = client.wait_result(cid, timeout_s=60)
     assert result is not None and result.verdict is Verdict.OK and result.bencher_id == "b2", result
