@@ -187,6 +187,8 @@ def test_bench_file_prints_json_and_exits_zero_for_any_verdict(tmp_path: Path) -
     assert good.returncode == 0, good.stderr
     report = json.loads(good.stdout)
     assert report["verdict"] == "ok" and report["gflops"] > 0 and "detail" in report
+    assert report["peak_gflops"] > report["gflops"] and report["isa"] in report["node_class"], "the peak it used"
+    assert report["march"] == "native"
     bad = bench(str(CORPUS / "compile_error_missing_semicolon.c"), "--size", "128", "--json")
     assert bad.returncode == 0 and json.loads(bad.stdout)["verdict"] == "compile_error"
     human = bench(str(CORPUS / "ok_naive.c"), "--size", "128")
