@@ -210,6 +210,12 @@ static void thaw_child(void) {
 #define NATIVE_AUDIT_ARCH AUDIT_ARCH_AARCH64
 #endif
 #define CLONE_THREAD_FLAG 0x00010000u
+/* The start of both filters: a system call of another ABI is refused, then the call's number is loaded. */
+#define NATIVE_SYSCALL_NUMBER                                                                                  \
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),                                  \
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NATIVE_AUDIT_ARCH, 1, 0),                                         \
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),                                                 \
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr))
 
 /* The candidate's process may start threads but no process. The monitor reads the candidate's CPU
  * time from the child's process clock, which counts the child's threads only: a forked grandchild
@@ -221,10 +227,7 @@ static void thaw_child(void) {
 static int forbid_processes(void) {
 #ifdef NATIVE_AUDIT_ARCH
     struct sock_filter code[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NATIVE_AUDIT_ARCH, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        NATIVE_SYSCALL_NUMBER,
 #ifdef FOREIGN_ABI_BIT
         BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, FOREIGN_ABI_BIT, 8, 0), /* -> refuse */
 #else
@@ -264,10 +267,7 @@ static int forbid_processes(void) {
 static int forbid_new_code(void) {
 #ifdef NATIVE_AUDIT_ARCH
     struct sock_filter code[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NATIVE_AUDIT_ARCH, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        NATIVE_SYSCALL_NUMBER,
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_execve, 7, 0),   /* -> refuse */
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_execveat, 6, 0), /* -> refuse */
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_mmap, 3, 0),     /* -> check the protection */
