@@ -144,9 +144,10 @@ class Pipeline:
             evaluation = Evaluation(build.verdict, build.detail, compile_s=build.compile_s)
         else:
             metrics.COMPILE_SECONDS.observe(build.compile_s)
-            measurement = measure(build.binary, problem, n, self.config, self.node, self.sandbox, cancel)
+            trusted = bool(trusted_libraries)
+            measurement = measure(build.binary, problem, n, self.config, self.node, self.sandbox, cancel, trusted)
             if measurement.over_peak:
-                measurement = self._confirm_impossible_speed(build.binary, problem, n, measurement, cancel)
+                measurement = self._confirm_impossible_speed(build.binary, problem, n, measurement, cancel, trusted)
             metrics.RUN_SECONDS.observe(measurement.run_s)
             evaluation = _evaluation_of(measurement, build.compile_s)
         if use_cache and self.results:
@@ -170,7 +171,13 @@ class Pipeline:
             metrics.PEAK_GFLOPS.set(peak.gflops)
 
     def _confirm_impossible_speed(
-        self, binary: Path, problem: Problem, n: int, first: Measurement, cancel: threading.Event | None
+        self,
+        binary: Path,
+        problem: Problem,
+        n: int,
+        first: Measurement,
+        cancel: threading.Event | None,
+        trusted: bool,
     ) -> Measurement:
         """A figure over the peak is charged (`rejected`) only when it survives a re-probe of the node and a
         second measurement. If the re-probed peak covers the figure, the peak was wrong and the result is
@@ -187,7 +194,7 @@ class Pipeline:
                 f"({old_peak:.1f} -> {self.node.peak_gflops:.1f} GFLOPS)"
             )
             return replace(first, verdict=Verdict.OK, detail=detail, over_peak=False)
-        second = measure(binary, problem, n, self.config, self.node, self.sandbox, cancel)
+        second = measure(binary, problem, n, self.config, self.node, self.sandbox, cancel, trusted)
         if second.over_peak:
             detail = (
                 f"{second.detail}; confirmed: over the peak in two runs ({max(first.gflops):.1f} and "

@@ -221,3 +221,27 @@ def test_honest_ladder_kernels_are_never_charged_as_impossible(tmp_path: Path, n
     assert evaluation.verdict is Verdict.OK, evaluation.detail
     assert 0 < evaluation.gflops_max <= node.peak_gflops * pipeline.config.peak_margin
     assert math.isfinite(evaluation.gflops_median)
+
+
+PRINTS_ITS_CPUS = r"""
+#define _GNU_SOURCE
+#include <sched.h>
+#include <stdio.h>
+void dgemm(int n, const double *A, const double *B, double *C) {
+    cpu_set_t allowed;
+    sched_getaffinity(0, sizeof allowed, &allowed);
+    printf("cpus=%d\n", CPU_COUNT(&allowed));
+    fflush(stdout);
+    (void)A, (void)B;
+    C[0] = 0.0 / 0.0; /* wrong on purpose: the detail then shows what it printed */
+    (void)n;
+}
+"""
+
+
+def test_a_trusted_library_kernel_runs_on_every_allocated_cpu(pipeline: Pipeline, node: Node) -> None:
+    """The OpenMP runtime that the monitor's child loads before a candidate binds that thread to the first
+    OpenMP place; a pthreads library started after it (OpenBLAS) then ran all its threads on one CPU, and
+    2-thread OpenBLAS measured one core. The bencher's own library kernels load without it."""
+    evaluation = pipeline.evaluate("dgemm", 128, PRINTS_ITS_CPUS, use_cache=False, trusted_libraries=("-lm",))
+    assert f"cpus={node.threads}" in evaluation.detail, evaluation.detail

@@ -294,7 +294,7 @@ static int forbid_new_code(void) {
  * and constructors run inside dlopen), every descriptor but the two pipes and stdout/stderr is closed:
  * the result channel is gone from this process. Our arguments, environment and options here are a
  * copy: changing them changes nothing in the monitor. */
-static void child_main(problem *p, const char *library, int go_fd, int done_fd) {
+static void child_main(problem *p, const char *library, int preload_openmp, int go_fd, int done_fd) {
     long open_max = sysconf(_SC_OPEN_MAX);
     for (int fd = 3; fd < (open_max > 0 && open_max < 65536 ? open_max : 65536); fd++)
         if (fd != go_fd && fd != done_fd) close(fd);
@@ -304,8 +304,11 @@ static void child_main(problem *p, const char *library, int go_fd, int done_fd) 
     /* The OpenMP runtime reads OMP_* in its constructor. dlopen relocates a library, running its ifunc
      * resolvers, before the constructors of the libraries it needs: loaded with the candidate, libgomp
      * would read an environment the candidate's resolver had already rewritten (a thread limit above
-     * the allocation). Loaded first, it has read ours. Absent (no OpenMP on this system): nothing to do. */
-    dlopen("libgomp.so.1", RTLD_NOW | RTLD_GLOBAL);
+     * the allocation). Loaded first, it has read ours. Absent (no OpenMP on this system): nothing to do.
+     * Not for the bencher's own library kernels (preload_openmp=0): libgomp binds this thread to the first
+     * of OMP_PLACES as it loads, and a pthreads library (OpenBLAS) started after that runs all its threads
+     * on that one CPU (2-thread OpenBLAS measured one core's 43 GFLOPS against 80 standalone). */
+    if (preload_openmp) dlopen("libgomp.so.1", RTLD_NOW | RTLD_GLOBAL);
     void *handle = dlopen(library, RTLD_NOW | RTLD_LOCAL);
     if (!handle) {
         fprintf(stderr, "bench: %s\n", dlerror());
@@ -369,13 +372,13 @@ static void follow_cpu(int cpu) {
 
 typedef struct {
     const char *candidate; /* the candidate's shared object: loaded by the child only */
-    long n, full_check_max_n, warmup, min_reps, max_reps;
+    long n, full_check_max_n, warmup, min_reps, max_reps, preload_openmp;
     double tolerance, max_seconds, cv_target, call_timeout_s;
 } options;
 
 static void parse_args(int argc, char **argv, options *o) {
     *o = (options){.candidate = NULL, .n = 0, .full_check_max_n = 256, .warmup = 1, .min_reps = 3, .max_reps = 30, .tolerance = 1.0,
-                   .max_seconds = 1.0, .cv_target = 0.02, .call_timeout_s = 10.0};
+                   .max_seconds = 1.0, .cv_target = 0.02, .call_timeout_s = 10.0, .preload_openmp = 1};
     for (int i = 1; i < argc; i++) {
         char *eq = strchr(argv[i], '=');
         if (!eq) infra("arguments are key=value");
@@ -391,6 +394,7 @@ static void parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(key, "max_seconds")) o->max_seconds = atof(value);
         else if (!strcmp(key, "cv_target")) o->cv_target = atof(value);
         else if (!strcmp(key, "call_timeout_s")) o->call_timeout_s = atof(value);
+        else if (!strcmp(key, "preload_openmp")) o->preload_openmp = atol(value);
         else infra("unknown argument");
     }
     if (!o->candidate || o->n < 1 || o->warmup < 0 || o->min_reps < 1 || o->max_reps < o->min_reps || o->max_reps > MAX_REPS_LIMIT ||
@@ -430,7 +434,7 @@ int main(int argc, char **argv) {
     if (child_pid == 0) {
         close(go[1]);
         close(done[0]);
-        child_main(p, o.candidate, go[0], done[1]);
+        child_main(p, o.candidate, (int)o.preload_openmp, go[0], done[1]);
     }
     close(go[0]);
     close(done[1]);
