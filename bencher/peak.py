@@ -123,7 +123,6 @@ class Peak:
 
     isa: str
     """The vector ISA the probe used: the widest of this node (the probe is built -march=native)."""
-    march: str
     gflops: float
     """Double-precision peak of `threads` threads: the cap results are held to (times peak_margin)."""
     threads: int
@@ -239,9 +238,9 @@ class Probe:
                 "is not held to a theoretical peak (the trusted-kernel check still runs)",
                 self.march,
             )
-        return Peak(one.isa, self.march, gflops, len(cpus), one_gflops, one.clock_ghz, theory, "measured")
+        return Peak(one.isa, gflops, len(cpus), one_gflops, one.clock_ghz, theory, "measured")
 
     def declared(self, gflops: float, threads: int, cpu: int) -> Peak:
         """A declared peak (bencher.peak_gflops): no measurement, but the ISA is still the probe's."""
         reading = self.run((cpu,), iterations=1)
-        return Peak(reading.isa, self.march, gflops, threads, 0.0, 0.0, 0.0, "declared")
+        return Peak(reading.isa, gflops, threads, 0.0, 0.0, 0.0, "declared")
