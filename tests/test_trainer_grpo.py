@@ -24,9 +24,9 @@ from trainer.grpo import (
     collate,
     grpo_loss,
     optimizer_for,
-    token_log_probs,
     update_step,
 )
+from trainer.logprobs import token_log_probs
 
 EPS = ADVANTAGE_EPS
 
@@ -135,7 +135,7 @@ def test_clipped_tokens_get_no_gradient_and_the_others_get_minus_advantage_times
 
 
 def test_the_metrics_report_clipping_on_each_side_and_the_ratio() -> None:
-    _, metrics = grpo_loss(new_logp(), OLD, None, A, MASK, config())
+    metrics = grpo_loss(new_logp(), OLD, None, A, MASK, config())[1].metrics()
     assert set(metrics) == set(LOSS_METRICS)
     expected = {"clip_ratio_low": 0.2, "clip_ratio_high": 0.2, "clip_ratio_region": 0.4, "kl": 0.0}
     assert {k: metrics[k] for k in expected} == pytest.approx(expected)
@@ -149,9 +149,9 @@ def test_the_k3_kl_to_the_reference_is_added_with_weight_beta() -> None:
     ref[0, 0] += math.log(2)
     ref[1, 1] -= math.log(2)
     ref[1, 2] = math.inf  # masked: ignored
-    loss, metrics = grpo_loss(logp, OLD, ref, A, MASK, config(beta=0.1))
+    loss, sums = grpo_loss(logp, OLD, ref, A, MASK, config(beta=0.1))
     torch.testing.assert_close(loss, torch.tensor((-0.5 + 0.1 * 0.5) / 5, dtype=torch.float64))
-    assert metrics["kl"] == pytest.approx(0.5 / 5)
+    assert sums.metrics()["kl"] == pytest.approx(0.5 / 5)
 
 
 def test_beta_without_reference_log_probs_is_refused() -> None:

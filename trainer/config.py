@@ -1,6 +1,6 @@
 """The trainer's configuration: `[trainer]` (the loop) plus `[policy]`, `[rewards]` and `[grpo]`.
 
-Sampling follows GRPO's settings (`grpo.temperature`, `grpo.max_completion_tokens`), so the
+Sampling is set in one place, `[grpo]` (`temperature`, `top_p`, `max_completion_tokens`), so the
 log-probabilities of the update are those of the distribution that drew the samples.
 """
 
@@ -31,9 +31,6 @@ class LoopConfig:
     """GRPO updates to make."""
     prompts_per_step: int = 2
     """Groups per step; each gets grpo.group_size samples."""
-    top_p: float = 0.95
-    """Nucleus sampling: cutting the rarest 5% of the distribution removes most broken samples of a
-    small policy (the tiny model: 95.8% correct samples at 1.0, 99.5% at 0.95)."""
     max_staleness: int = 1
     """Policy versions a sample may lag behind the policy being updated: 1 generates step t+1 while
     the benchers measure step t; 0 is synchronous."""
@@ -45,6 +42,9 @@ class LoopConfig:
     """Steps between checkpoints (and one at the end)."""
     backend: str = "hf"
     """Generation backend: `hf` (transformers generate) or `vllm`."""
+    generation_chunk_sequences: int = 64
+    """hf backend: sequences per `generate` call (its KV cache grows with them); a step's
+    prompts_per_step x group_size samples are generated in chunks of this many."""
     threads: int = 0
     """torch threads on CPU; 0: torch's default."""
     seed: int = 0
@@ -54,8 +54,11 @@ class LoopConfig:
     """Address the metrics endpoint binds: 0.0.0.0 lets a Prometheus on another host scrape it."""
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.prompts_per_step < 1 or self.size < 1:
-            raise ConfigError("trainer.steps, trainer.prompts_per_step and trainer.size must be >= 1")
+        if self.steps < 1 or self.prompts_per_step < 1 or self.size < 1 or self.generation_chunk_sequences < 1:
+            raise ConfigError(
+                "trainer.steps, trainer.prompts_per_step, trainer.size and trainer.generation_chunk_sequences "
+                "must be >= 1"
+            )
         if self.max_staleness not in (0, 1):
             raise ConfigError("trainer.max_staleness must be 0 (synchronous) or 1 (generate one step ahead)")
         if self.backend not in ("hf", "vllm"):
@@ -75,7 +78,7 @@ class TrainerConfig:
 
     @property
     def sampling(self) -> SamplingSettings:
-        return SamplingSettings(self.grpo.max_completion_tokens, self.grpo.temperature, self.loop.top_p)
+        return SamplingSettings(self.grpo.max_completion_tokens, self.grpo.temperature, self.grpo.top_p)
 
     def resolved(self) -> dict[str, Any]:
         """Every setting, as saved with each run and checkpoint."""
@@ -84,6 +87,8 @@ class TrainerConfig:
 
 def load_trainer_config(path: str | None, env: dict[str, str] | None = None) -> TrainerConfig:
     data = read_toml(path)
+    if "top_p" in data.get("trainer", {}):
+        raise ConfigError("trainer.top_p moved to [grpo] (top_p = ...), beside the other sampling settings")
     try:
         return TrainerConfig(
             loop=section(LoopConfig, data, "trainer", env),

@@ -85,9 +85,13 @@ class Backend(Protocol):
 class HFBackend:
     name = "hf"
 
-    def __init__(self, model: Any, tokenizer: Any) -> None:
+    def __init__(self, model: Any, tokenizer: Any, chunk_sequences: int = 64) -> None:
+        if chunk_sequences < 1:
+            raise ValueError(f"HFBackend: chunk_sequences = {chunk_sequences} must be >= 1")
         self.model = model
         self.tokenizer = tokenizer
+        self.chunk_sequences = chunk_sequences
+        """Sequences per `generate` call: its KV cache and scores grow with the sequences it holds."""
         self.version = 0
 
     def load_policy(self, adapter_dir: Path | None, version: int) -> None:
@@ -95,11 +99,26 @@ class HFBackend:
 
     @torch.no_grad()
     def sample(self, prompts: Sequence[str], group_size: int, settings: SamplingSettings) -> list[Completion]:
-        tokenizer = self.tokenizer
-        tokenizer.padding_side = "left"  # generation continues every row at its last column
-        batch = tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+        # Row r answers prompt r // group_size; generated chunk_sequences rows at a time.
+        groups = [group for group in range(len(prompts)) for _ in range(group_size)]
+        completions: list[Completion] = []
         was_training = self.model.training
         self.model.eval()
+        try:
+            for start in range(0, len(groups), self.chunk_sequences):
+                chunk = groups[start : start + self.chunk_sequences]
+                completions += self._sample_rows(chunk, [prompts[g] for g in chunk], settings)
+        finally:
+            if was_training:
+                self.model.train()
+        return completions
+
+    def _sample_rows(self, groups: list[int], prompts: list[str], settings: SamplingSettings) -> list[Completion]:
+        """One completion of each prompt (one `generate` call); `groups[i]` is prompt i's group."""
+        tokenizer = self.tokenizer
+        tokenizer.padding_side = "left"  # generation continues every row at its last column
+        batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        batch = batch.to(self.model.device)
         output = self.model.generate(
             **batch,
             do_sample=True,
@@ -107,22 +126,18 @@ class HFBackend:
             top_p=settings.top_p,
             top_k=0,
             max_new_tokens=settings.max_new_tokens,
-            num_return_sequences=group_size,
             output_scores=True,
             return_dict_in_generate=True,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
         )
-        if was_training:
-            self.model.train()
-        # (B*G, T_new): log-prob of each sampled token under the processed (tempered, top-p) distribution.
+        # (rows, T_new): log-prob of each sampled token under the processed (tempered, top-p) distribution.
         scores = self.model.compute_transition_scores(output.sequences, output.scores, normalize_logits=True)
         prompt_width = batch["input_ids"].shape[1]
         completions = []
-        for row in range(output.sequences.shape[0]):
-            group = row // group_size
+        for row, group in enumerate(groups):
             prompt_ids = [
-                int(t) for t, m in zip(batch["input_ids"][group], batch["attention_mask"][group], strict=True) if m
+                int(t) for t, m in zip(batch["input_ids"][row], batch["attention_mask"][row], strict=True) if m
             ]
             new_ids = output.sequences[row, prompt_width:].tolist()
             length = _completion_length(new_ids, tokenizer.eos_token_id, tokenizer.pad_token_id)

@@ -2,7 +2,8 @@
 
 Data flow (one batch = the G completions of each of several prompts, already rewarded):
   rewards ─► `advantages` ─► `collate` (tokens, behaviour log-probs) ─► `update_step`:
-      mu passes of  `token_log_probs` ─► `grpo_loss` ─► backward ─► clip gradients ─► optimizer step
+      mu passes of { per micro-batch: `token_log_probs` ─► `grpo_loss` ─► backward (accumulate) }
+                   ─► clip gradients ─► optimizer step
 
 The variants follow TRL's GRPOTrainer: `scale_rewards` group/batch/none (Dr. GRPO: none), separate
 low/high clip epsilons (DAPO's clip-higher), a k3 KL estimate to the reference weighted by `beta`, and
@@ -10,8 +11,12 @@ three loss aggregations. The importance ratio is taken against the behaviour log
 the completion was sampled, so samples from an older policy (a generator serving a stale adapter, or
 mu > 1) are corrected by it.
 
-Left out on purpose: micro-batching and gradient accumulation (a batch is one forward pass), entropy
-bonuses, and any trainer state; the loop that calls these functions owns that.
+Memory is bounded by the micro-batch, not the batch: each optimizer step accumulates the gradients of
+micro-batches of `micro_batch_size` sequences, and every aggregation divides by the whole batch's counts
+(`Normalizer`: its sequences and completion tokens, summed over data-parallel ranks), so the accumulated
+gradient is the one-pass gradient. Log-probabilities never materialise full logits (trainer/logprobs.py).
+
+Left out on purpose: entropy bonuses and any trainer state; the loop that calls these functions owns that.
 
 NaN policy: rewards reaching `advantages` are finite (trainer/rewards.py drops what is not) and a
 non-finite one is refused. A non-finite loss or gradient norm in `update_step` raises
@@ -21,16 +26,18 @@ the usual causes.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final, Protocol
 
 import torch
-import torch.nn.functional as F
 
 from bus.config import ConfigError
+from trainer.logprobs import PolicyLogProbs, token_log_probs
+from trainer.policy import reference_policy
 
 ADVANTAGE_EPS: Final = 1e-4
 """Added to the standard deviation that scales advantages (as TRL does), so a near-tie does not blow up."""
@@ -86,6 +93,17 @@ class GRPOConfig:
     temperature: float = 1.0
     """The sampling temperature: log-probs are taken at the same temperature, so ratios compare the
     distribution that sampled with the one being trained."""
+    top_p: float = 0.95
+    """Nucleus sampling: cutting the rarest 5% of the distribution removes most broken samples of a
+    small policy (the tiny model: 95.8% correct samples at 1.0, 99.5% at 0.95)."""
+    micro_batch_size: int = 8
+    """Sequences per forward/backward pass; gradients accumulate over the micro-batches of a batch into
+    one optimizer step. In sequences, not tokens: a completion is at most max_completion_tokens long, so
+    micro_batch_size x (prompt + max_completion_tokens) bounds the activations, and `hpcrl plan` picks the
+    largest that fits a GPU. Per rank under data parallelism."""
+    logprob_chunk_tokens: int = 1024
+    """Completion tokens per LM-head chunk when taking log-probs (trainer/logprobs.py): the largest
+    logits tensor is (logprob_chunk_tokens, vocabulary) in float32."""
 
     def __post_init__(self) -> None:
         for name, kind in (("scale_rewards", ScaleRewards), ("loss_aggregation", LossAggregation)):
@@ -106,6 +124,13 @@ class GRPOConfig:
             raise ConfigError(f"grpo.warmup_steps = {self.warmup_steps} must be >= 0 (0: no warm-up)")
         if self.beta < 0 or self.mu < 1 or self.max_completion_tokens < 1:
             raise ConfigError("grpo needs beta >= 0 (0: no KL), mu >= 1 and max_completion_tokens >= 1")
+        if self.micro_batch_size < 1 or self.logprob_chunk_tokens < 1:
+            raise ConfigError(
+                f"grpo.micro_batch_size = {self.micro_batch_size} and grpo.logprob_chunk_tokens = "
+                f"{self.logprob_chunk_tokens} must be >= 1 (`hpcrl plan` suggests values that fit a GPU)"
+            )
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"grpo.top_p = {self.top_p} must be in (0, 1] (1: no nucleus cut)")
         if not (self.max_grad_norm > 0 and self.learning_rate > 0 and self.temperature > 0):
             raise ConfigError("grpo needs max_grad_norm > 0, learning_rate > 0 and temperature > 0")
         numbers = (self.epsilon_low, self.epsilon_high, self.beta, self.max_grad_norm, self.learning_rate)
@@ -205,35 +230,7 @@ def _std(values: Sequence[float]) -> float:
     return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-# ---------------------------------------------------------------- log-probs and loss
-
-
-def token_log_probs(
-    model: torch.nn.Module,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    completion_mask: torch.Tensor,
-    temperature: float = 1.0,
-) -> torch.Tensor:
-    """(B, T) log-probability of each token of `input_ids` given the tokens before it, under any Hugging
-    Face causal LM at `temperature`; 0 wherever `completion_mask` is 0 (prompt, padding, column 0).
-
-    Position ids count only attended tokens, so a left-padded row gets the positions it had unpadded
-    (the positions generation used). Top-p truncation is not applied: with top_p < 1, behaviour
-    log-probs of the truncated distribution make ratios start slightly below 1."""
-    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, T)
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits  # (B, T, V)
-    logits = logits[:, :-1]  # (B, T-1, V): column t predicts token t+1
-    targets = input_ids[:, 1:]  # (B, T-1)
-    rows = []
-    # One row at a time: a float32 (T, V) copy instead of a (B, T, V) one (V is ~150k for Qwen).
-    for row_logits, row_targets in zip(logits, targets, strict=True):
-        row_logits = row_logits.float() / temperature  # (T-1, V)
-        picked = row_logits.gather(-1, row_targets[:, None])[:, 0]  # (T-1,)
-        rows.append(picked - torch.logsumexp(row_logits, dim=-1))
-    logp = F.pad(torch.stack(rows), (1, 0))  # (B, T): token 0 has nothing before it
-    # where, not *: a fully masked padding row may hold NaN, and NaN * 0 is NaN.
-    return torch.where(completion_mask.bool(), logp, torch.zeros_like(logp))
+# ---------------------------------------------------------------- loss
 
 
 LOSS_METRICS: Final[dict[str, str]] = {
@@ -247,7 +244,58 @@ LOSS_METRICS: Final[dict[str, str]] = {
     "ratio_mean": "Mean importance ratio policy / behaviour per completion token (1 when on-policy).",
     "ratio_max": "Largest importance ratio of the batch.",
 }
-"""Every metric `grpo_loss` returns, documented (`update_step` adds UPDATE_METRICS)."""
+"""Every metric `LossSums.metrics` returns, documented (`update_step` adds UPDATE_METRICS)."""
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """What each loss aggregation divides by: counts of the whole batch (every micro-batch, every
+    data-parallel rank), so that summing micro-batch losses gives the loss of the batch in one pass."""
+
+    sequences: int
+    """Rows of the batch (sequence_mean averages over them; constant_normalizer multiplies them)."""
+    tokens: int
+    """Completion tokens of the batch (token_mean divides by them)."""
+
+    @classmethod
+    def of(cls, completion_mask: torch.Tensor) -> Normalizer:
+        return cls(sequences=int(completion_mask.shape[0]), tokens=int(completion_mask.sum()))
+
+
+@dataclass(frozen=True)
+class LossSums:
+    """The loss and its metrics as sums over completion tokens, so micro-batches (and ranks) add up."""
+
+    loss: float = 0.0
+    """Already normalised by the whole batch: the micro-batches' losses add up to the batch's."""
+    tokens: float = 0.0
+    clipped_low: float = 0.0
+    clipped_high: float = 0.0
+    kl: float = 0.0
+    ratio: float = 0.0
+    ratio_max: float = 0.0
+    """Largest ratio seen (0 before any token): a max, not a sum."""
+
+    def __add__(self, other: LossSums) -> LossSums:
+        summed = {name: getattr(self, name) + getattr(other, name) for name in self.summed_fields()}
+        return LossSums(**summed, ratio_max=max(self.ratio_max, other.ratio_max))
+
+    @staticmethod
+    def summed_fields() -> tuple[str, ...]:
+        return ("loss", "tokens", "clipped_low", "clipped_high", "kl", "ratio")
+
+    def metrics(self) -> dict[str, float]:
+        """LOSS_METRICS: shares and means per completion token."""
+        tokens = max(self.tokens, 1.0)
+        return {
+            "loss": self.loss,
+            "clip_ratio_low": self.clipped_low / tokens,
+            "clip_ratio_high": self.clipped_high / tokens,
+            "clip_ratio_region": (self.clipped_low + self.clipped_high) / tokens,
+            "kl": self.kl / tokens,
+            "ratio_mean": self.ratio / tokens if self.tokens else 1.0,
+            "ratio_max": self.ratio_max if self.tokens else 1.0,
+        }
 
 
 def grpo_loss(
@@ -257,10 +305,13 @@ def grpo_loss(
     advantages: torch.Tensor,
     completion_mask: torch.Tensor,
     config: GRPOConfig,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """The clipped GRPO loss of one batch: (B, T) log-probs under the policy being trained (`new_logp`),
+    normalizer: Normalizer | None = None,
+) -> tuple[torch.Tensor, LossSums]:
+    """The clipped GRPO loss of a (micro-)batch: (B, T) log-probs under the policy being trained (`new_logp`),
     the behaviour policy that sampled (`old_logp`) and the reference (`ref_logp`, needed when beta > 0);
-    (B,) advantages; (B, T) completion mask. Values outside the mask are ignored, whatever they are."""
+    (B,) advantages; (B, T) completion mask. Values outside the mask are ignored, whatever they are.
+    Aggregated over `normalizer` (default: this batch alone), so micro-batch losses add up to the batch's."""
+    normalizer = normalizer or Normalizer.of(completion_mask)
     mask = completion_mask.bool()  # (B, T)
     weights = mask.to(new_logp.dtype)  # (B, T)
     zeros = torch.zeros_like(new_logp)
@@ -278,30 +329,29 @@ def grpo_loss(
         per_token = per_token + config.beta * kl
     else:
         kl = zeros
-    # Aggregate over the completion tokens.
+    # Aggregate over the completion tokens, divided by the whole batch's counts.
     per_token = torch.where(mask, per_token, zeros)
     match config.loss_aggregation:
         case LossAggregation.SEQUENCE_MEAN:
-            loss = (per_token.sum(-1) / weights.sum(-1).clamp(min=1)).mean()
+            loss = (per_token.sum(-1) / weights.sum(-1).clamp(min=1)).sum() / max(normalizer.sequences, 1)
         case LossAggregation.TOKEN_MEAN:
-            loss = per_token.sum() / weights.sum().clamp(min=1)
+            loss = per_token.sum() / max(normalizer.tokens, 1)
         case LossAggregation.CONSTANT_NORMALIZER:
-            loss = per_token.sum() / (per_token.shape[0] * config.max_completion_tokens)
+            loss = per_token.sum() / (max(normalizer.sequences, 1) * config.max_completion_tokens)
 
     with torch.no_grad():
-        tokens = weights.sum().clamp(min=1)
         low = (ratio < 1 - config.epsilon_low) & (a < 0) & mask
         high = (ratio > 1 + config.epsilon_high) & (a > 0) & mask
-        metrics = {
-            "loss": loss.item(),
-            "clip_ratio_low": (low.sum() / tokens).item(),
-            "clip_ratio_high": (high.sum() / tokens).item(),
-            "clip_ratio_region": ((low | high).sum() / tokens).item(),
-            "kl": ((kl * weights).sum() / tokens).item(),
-            "ratio_mean": ((ratio * weights).sum() / tokens).item(),
-            "ratio_max": ratio[mask].max().item() if mask.any() else 1.0,
-        }
-    return loss, metrics
+        sums = LossSums(
+            loss=loss.item(),
+            tokens=weights.sum().item(),
+            clipped_low=low.sum().item(),
+            clipped_high=high.sum().item(),
+            kl=(kl * weights).sum().item(),
+            ratio=(ratio * weights).sum().item(),
+            ratio_max=ratio[mask].max().item() if mask.any() else 0.0,
+        )
+    return loss, sums
 
 
 # ---------------------------------------------------------------- batch and update
@@ -340,14 +390,33 @@ class GRPOBatch:
             raise ValueError("GRPOBatch.old_logp is NaN or infinite on a completion token: the sampler lost it")
 
     def to(self, device: torch.device | str) -> GRPOBatch:
-        ref = None if self.ref_logp is None else self.ref_logp.to(device)
+        return self._sliced(slice(None), slice(None), device)
+
+    def micro_batches(self, size: int) -> list[GRPOBatch]:
+        """Consecutive slices of at most `size` rows, each cut to the columns some row of it attends (a
+        micro-batch of short sequences does not pay for the batch's longest). Positions count attended
+        tokens only, so cutting padding columns changes no log-prob."""
+        slices = []
+        for start in range(0, int(self.input_ids.shape[0]), size):
+            rows = slice(start, start + size)
+            attended = self.attention_mask[rows].any(0).nonzero()[:, 0]  # (attended columns,)
+            columns = slice(int(attended[0]), int(attended[-1]) + 1) if attended.numel() else slice(0, 1)
+            slices.append(self._sliced(rows, columns))
+        return slices
+
+    def _sliced(self, rows: slice, columns: slice, device: torch.device | str | None = None) -> GRPOBatch:
+        """These rows and columns of every tensor (on `device`, when given)."""
+
+        def cut(tensor: torch.Tensor) -> torch.Tensor:
+            return tensor[rows, columns].to(device) if device is not None else tensor[rows, columns]
+
         return GRPOBatch(
-            self.input_ids.to(device),
-            self.attention_mask.to(device),
-            self.completion_mask.to(device),
-            self.old_logp.to(device),
-            self.advantages.to(device),
-            ref,
+            cut(self.input_ids),
+            cut(self.attention_mask),
+            cut(self.completion_mask),
+            cut(self.old_logp),
+            self.advantages[rows].to(device) if device is not None else self.advantages[rows],
+            None if self.ref_logp is None else cut(self.ref_logp),
         )
 
 
@@ -395,34 +464,86 @@ def scheduler_for(optimizer: torch.optim.Optimizer, config: GRPOConfig) -> torch
 UPDATE_METRICS: Final[dict[str, str]] = {
     "grad_norm": "Global L2 norm of the gradients before clipping, mean over the mu passes.",
     "passes": "Optimizer steps taken on the batch (mu).",
+    "micro_batches": "Forward/backward passes per optimizer step (on this rank).",
 }
 """The metrics `update_step` adds to LOSS_METRICS (which it averages over the mu passes)."""
 
 
-def update_step(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: GRPOBatch, config: GRPOConfig
-) -> dict[str, float]:
-    """mu optimizer steps on one batch; returns LOSS_METRICS averaged over the passes and UPDATE_METRICS."""
-    # 1. Reference log-probs, once per batch (the reference never changes).
-    ref_logp = batch.ref_logp
-    if config.beta > 0 and ref_logp is None:
-        ref_logp = _reference_log_probs(model, batch, config)
+class Replicas(Protocol):
+    """Data parallelism as `update_step` sees it (trainer/distributed.py implements it with
+    torch.distributed and DistributedDataParallel): every rank holds a shard of the batch."""
 
-    # 2. mu passes: log-probs under the current policy, loss against the fixed behaviour log-probs.
+    world_size: int
+    scorer: torch.nn.Module
+    """The DDP-wrapped `PolicyLogProbs` of the policy: its backward all-reduces the adapter's gradients."""
+
+    def no_sync(self) -> contextlib.AbstractContextManager[None]:
+        """Accumulate this backward's gradients locally (every micro-batch but the last of a pass)."""
+        ...
+
+    def sum(self, values: torch.Tensor) -> torch.Tensor:
+        """The element-wise sum of `values` over the ranks (an all-reduce)."""
+        ...
+
+    def maximum(self, values: torch.Tensor) -> torch.Tensor:
+        """The element-wise maximum of `values` over the ranks (an all-reduce)."""
+        ...
+
+
+def update_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: GRPOBatch,
+    config: GRPOConfig,
+    replicas: Replicas | None = None,
+) -> dict[str, float]:
+    """mu optimizer steps on one batch, each accumulating the gradients of micro-batches of
+    config.micro_batch_size rows; returns LOSS_METRICS averaged over the passes and UPDATE_METRICS.
+    With `replicas`, `batch` is this rank's shard: the normaliser and the metrics cover every rank's, and
+    DDP averages the gradients, so the loss is scaled by the world size to sum them instead."""
+    micro_batches = batch.micro_batches(config.micro_batch_size)
+    counts = torch.tensor([batch.input_ids.shape[0], batch.completion_mask.sum()], dtype=torch.float64)
+    if replicas is not None:
+        counts = replicas.sum(counts)
+    normalizer = Normalizer(sequences=int(counts[0]), tokens=int(counts[1]))
+    world_size = replicas.world_size if replicas is not None else 1
+    scorer = (
+        replicas.scorer
+        if replicas is not None
+        else PolicyLogProbs(model, config.temperature, config.logprob_chunk_tokens)
+    )
+
+    # 1. Reference log-probs, once per batch (the reference never changes).
+    ref_logps: list[torch.Tensor | None] = [mb.ref_logp for mb in micro_batches]
+    if config.beta > 0:
+        ref_logps = [ref if ref is not None else _reference_log_probs(model, mb, config)
+                     for mb, ref in zip(micro_batches, ref_logps, strict=True)]  # fmt: skip
+
+    # 2. mu passes: log-probs under the current policy, loss against the fixed behaviour log-probs; the
+    #    gradients of every micro-batch accumulate before the one optimizer step.
     params = [p for group in optimizer.param_groups for p in group["params"]]
     history: list[dict[str, float]] = []
     for _ in range(config.mu):
         optimizer.zero_grad(set_to_none=True)
-        new_logp = token_log_probs(
-            model, batch.input_ids, batch.attention_mask, batch.completion_mask, config.temperature
-        )  # (B, T)
-        loss, metrics = grpo_loss(new_logp, batch.old_logp, ref_logp, batch.advantages, batch.completion_mask, config)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"GRPO loss is {loss.item()}: look for behaviour log-probs taken at another temperature or from "
-                "another model, or a diverging policy (lower learning_rate)"
-            )
-        loss.backward()  # type: ignore[no-untyped-call]
+        sums = LossSums()
+        for index, (mb, ref_logp) in enumerate(zip(micro_batches, ref_logps, strict=True)):
+            last = index == len(micro_batches) - 1
+            sync = contextlib.nullcontext() if replicas is None or last else replicas.no_sync()
+            with sync:
+                new_logp = scorer(mb.input_ids, mb.attention_mask, mb.completion_mask)  # (b, t)
+                loss, part = grpo_loss(
+                    new_logp, mb.old_logp, ref_logp, mb.advantages, mb.completion_mask, config, normalizer
+                )
+                if not torch.isfinite(loss):
+                    optimizer.zero_grad(set_to_none=True)
+                    raise FloatingPointError(
+                        f"GRPO loss is {loss.item()}: look for behaviour log-probs taken at another temperature "
+                        "or from another model, or a diverging policy (lower learning_rate)"
+                    )
+                (loss * world_size).backward()  # type: ignore[no-untyped-call]
+            sums += part
+        if replicas is not None:
+            sums = _summed_over_ranks(sums, replicas)
 
         # 3. Clip the gradients, then step (never with a non-finite gradient: the weights stay sound).
         grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
@@ -430,21 +551,26 @@ def update_step(
             optimizer.zero_grad(set_to_none=True)
             raise FloatingPointError(f"GRPO gradient norm is {grad_norm.item()}: the step was not taken")
         optimizer.step()
-        history.append(metrics | {"grad_norm": grad_norm.item()})
+        history.append(sums.metrics() | {"grad_norm": grad_norm.item()})
 
     # 4. Metrics: means over the passes.
     optimizer.zero_grad(set_to_none=True)
     averaged = {name: math.fsum(h[name] for h in history) / len(history) for name in history[0]}
-    return averaged | {"passes": float(len(history))}
+    return averaged | {"passes": float(len(history)), "micro_batches": float(len(micro_batches))}
+
+
+def _summed_over_ranks(sums: LossSums, replicas: Replicas) -> LossSums:
+    """Every rank's loss sums added up (ratio_max: the largest), so each rank logs the whole batch's."""
+    names = LossSums.summed_fields()
+    totals = replicas.sum(torch.tensor([getattr(sums, n) for n in names], dtype=torch.float64))
+    ratio_max = replicas.maximum(torch.tensor([sums.ratio_max], dtype=torch.float64))
+    return LossSums(**dict(zip(names, totals.tolist(), strict=True)), ratio_max=float(ratio_max[0]))
 
 
 def _reference_log_probs(model: torch.nn.Module, batch: GRPOBatch, config: GRPOConfig) -> torch.Tensor:
-    """The reference is the policy with its LoRA adapter switched off (peft's `disable_adapter`)."""
-    disable_adapter: Any = getattr(model, "disable_adapter", None)
-    if disable_adapter is None:
-        raise ValueError(
-            "beta > 0 needs reference log-probs: pass GRPOBatch.ref_logp, or train a peft model "
-            "(its reference is the base model with the adapter off)"
-        )
-    with torch.no_grad(), disable_adapter():
-        return token_log_probs(model, batch.input_ids, batch.attention_mask, batch.completion_mask, config.temperature)
+    """Log-probs under the reference policy (the adapter switched off), without grad."""
+    with torch.no_grad(), reference_policy(model):
+        return token_log_probs(
+            model, batch.input_ids, batch.attention_mask, batch.completion_mask, config.temperature,
+            config.logprob_chunk_tokens,
+        )  # fmt: skip

@@ -127,7 +127,7 @@ class Trainer:
             checkpoint.load_optimizer(resume, self.optimizer, self.scheduler)
             log.info("event=resumed checkpoint=%s step=%d", resume, self.state.step)
         self.backend: Backend = (
-            HFBackend(self.model, self.tokenizer)
+            HFBackend(self.model, self.tokenizer, config.loop.generation_chunk_sequences)
             if config.loop.backend == "hf"
             else VLLMBackend(config.policy.model_dir, config.policy.lora_rank)
         )

@@ -28,7 +28,9 @@ class PolicyConfig:
     device: str = "auto"
     """`cpu`, `cuda`, or `auto` (cuda when available)."""
     gradient_checkpointing: bool = False
-    """Trade compute for activation memory (large models on a GPU)."""
+    """Keep only each decoder layer's input in the forward pass and recompute the layer in the backward
+    pass: activations of one layer instead of all (a 14B model's update needs it; `hpcrl plan` says by how
+    much), for about a third more compute."""
 
     def __post_init__(self) -> None:
         if self.lora_rank < 1 or self.lora_alpha < 1 or not 0 <= self.lora_dropout < 1:
@@ -62,7 +64,9 @@ def load_policy(config: PolicyConfig, adapter_dir: Path | None = None) -> tuple[
     base = AutoModelForCausalLM.from_pretrained(path, dtype=config.dtype)
     base.to(config.torch_device)  # type: ignore[arg-type]  # transformers' stub types .to wrongly
     if config.gradient_checkpointing:
-        base.gradient_checkpointing_enable()  # type: ignore[no-untyped-call]
+        # Non-reentrant: the frozen base's inputs need no requires_grad trick for the adapter's gradients
+        # to flow through a recomputed layer, and it composes with DistributedDataParallel.
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if adapter_dir is not None:
         model = PeftModel.from_pretrained(base, adapter_dir, is_trainable=True)
     else:
@@ -78,9 +82,15 @@ def load_policy(config: PolicyConfig, adapter_dir: Path | None = None) -> tuple[
 
 
 @contextlib.contextmanager
-def reference_policy(model: PeftModel) -> Iterator[PeftModel]:
-    """The reference policy for the KL term: the same model with its adapter switched off."""
-    with model.disable_adapter():
+def reference_policy(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """The reference policy for the KL term: the same model with its LoRA adapter switched off."""
+    disable_adapter: Any = getattr(model, "disable_adapter", None)
+    if disable_adapter is None:
+        raise ValueError(
+            "beta > 0 needs reference log-probs: pass GRPOBatch.ref_logp, or train a peft model "
+            "(its reference is the base model with the adapter off)"
+        )
+    with disable_adapter():
         yield model
 
 
