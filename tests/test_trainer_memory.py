@@ -73,9 +73,7 @@ def test_accumulated_micro_batches_move_the_adapter_as_one_pass_does(
 ) -> None:
     one_pass = adapter_after_update(len(PROMPTS), aggregation)
     accumulated = adapter_after_update(micro_batch_size, aggregation)
-    worst = max(
-        float((accumulated[n] - one_pass[n]).norm() / one_pass[n].norm().clamp(min=1e-30)) for n in one_pass
-    )
+    worst = max(float((accumulated[n] - one_pass[n]).norm() / one_pass[n].norm().clamp(min=1e-30)) for n in one_pass)
     assert all(one_pass[n].norm() > 0 for n in one_pass), "the update moved nothing: the comparison proves nothing"
     assert worst <= 1e-5, f"{aggregation}: micro-batches of {micro_batch_size} differ from one pass by {worst:.2e}"
 
