@@ -74,6 +74,7 @@ def test_a_checkpoint_round_trips_every_part(tiny_model: Path, trained: tuple, t
     fresh_optimizer = optimizer_for(restored, config)
     fresh_scheduler = scheduler_for(fresh_optimizer, config)
     checkpoint.load_optimizer(path, fresh_optimizer, fresh_scheduler)
+    checkpoint.load_rng(path)
     loaded = checkpoint.load_state(path)
 
     assert loaded == state

@@ -96,5 +96,11 @@ def load_optimizer(
     saved = torch.load(checkpoint / "optimizer.pt", weights_only=False)
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
+
+
+def load_rng(checkpoint: Path) -> None:
+    """Rank 0's random state: a resumed run samples its next batches as the uninterrupted run would have
+    (other ranks are seeded by rank; their share of a step regenerated after a restart differs)."""
+    saved = torch.load(checkpoint / "optimizer.pt", weights_only=False)
     torch.set_rng_state(saved["torch_rng"])
     random.setstate(saved["python_rng"])

@@ -39,21 +39,31 @@ def train(argv: list[str]) -> int:
         parser.exit(2, f"{parser.prog}: {error}\n")
     log_config(__name__, config)
 
-    from bus import metrics as bus_metrics
-    from trainer.loop import Trainer
+    from trainer.distributed import Placement, device_of, process_group
+    from trainer.loop import Trainer, follow
 
-    try:
-        bus_metrics.serve_metrics(config.loop.metrics_port, config.loop.metrics_address)
-    except OSError as error:
-        parser.exit(
-            1,
-            f"{parser.prog}: cannot serve metrics on port {config.loop.metrics_port} "
-            f"({config.loop.metrics_address}): {error}\n",
-        )
-    stop = threading.Event()
-    on_stop_signal(stop.set)
-    try:
-        trainer = Trainer(hpcrl, config, stop)
-    except FileNotFoundError as error:
-        parser.exit(2, f"{parser.prog}: {error}\n")
-    return trainer.run()
+    # Under torchrun, or srun with several tasks, every rank runs this: rank 0 is the trainer (bus, logs,
+    # checkpoints, metrics) and the others follow its commands (trainer/distributed.py).
+    placement = Placement.from_environment()
+    device = device_of(config.policy.torch_device, placement)
+    with process_group(placement, device, config.loop.collective_timeout_s):
+        if not placement.is_main:
+            return follow(config, placement)
+
+        from bus import metrics as bus_metrics
+
+        try:
+            bus_metrics.serve_metrics(config.loop.metrics_port, config.loop.metrics_address)
+        except OSError as error:
+            parser.exit(
+                1,
+                f"{parser.prog}: cannot serve metrics on port {config.loop.metrics_port} "
+                f"({config.loop.metrics_address}): {error}\n",
+            )
+        stop = threading.Event()
+        on_stop_signal(stop.set)
+        try:
+            trainer = Trainer(hpcrl, config, stop, placement)
+        except FileNotFoundError as error:
+            parser.exit(2, f"{parser.prog}: {error}\n")
+        return trainer.run()

@@ -36,6 +36,10 @@ class LoopConfig:
     the benchers measure step t; 0 is synchronous."""
     result_timeout_s: float = 600.0
     """A candidate without a result by then is dropped from its group (never charged to the policy)."""
+    collective_timeout_s: float = 3600.0
+    """Data parallelism: how long a rank waits in a torch.distributed collective. The other ranks wait in
+    one while rank 0 waits for the benchers and generates, so it must exceed result_timeout_s plus a
+    step's generation; a rank that died is noticed after it (or at once, when the launcher kills the job)."""
     archive_wait_s: float = 5.0
     """After the results, how long to wait for the archive's technique verdicts (outside_stage)."""
     checkpoint_every: int = 5
@@ -65,6 +69,11 @@ class LoopConfig:
             raise ConfigError(f"trainer.backend = {self.backend!r}: use 'hf' or 'vllm'")
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"trainer.metrics_port = {self.metrics_port} is not a TCP port (0 disables)")
+        if self.collective_timeout_s <= self.result_timeout_s:
+            raise ConfigError(
+                f"trainer.collective_timeout_s = {self.collective_timeout_s} must exceed trainer.result_timeout_s = "
+                f"{self.result_timeout_s}: the other ranks wait that long for rank 0 to collect the rewards"
+            )
         if self.result_timeout_s <= 0 or self.archive_wait_s < 0 or self.checkpoint_every < 1:
             raise ConfigError("trainer.result_timeout_s > 0, archive_wait_s >= 0 and checkpoint_every >= 1 please")
 

@@ -493,16 +493,21 @@ class Replicas(Protocol):
 def update_step(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    batch: GRPOBatch,
+    batch: GRPOBatch | None,
     config: GRPOConfig,
     replicas: Replicas | None = None,
 ) -> dict[str, float]:
     """mu optimizer steps on one batch, each accumulating the gradients of micro-batches of
     config.micro_batch_size rows; returns LOSS_METRICS averaged over the passes and UPDATE_METRICS.
     With `replicas`, `batch` is this rank's shard: the normaliser and the metrics cover every rank's, and
-    DDP averages the gradients, so the loss is scaled by the world size to sum them instead."""
-    micro_batches = batch.micro_batches(config.micro_batch_size)
-    counts = torch.tensor([batch.input_ids.shape[0], batch.completion_mask.sum()], dtype=torch.float64)
+    DDP averages the gradients, so the loss is scaled by the world size to sum them instead. A rank whose
+    shard is empty (`batch` None: fewer rows than ranks) still joins every gradient all-reduce, adding 0."""
+    if batch is None and replicas is None:
+        raise ValueError("update_step: no batch (None is only for a data-parallel rank without rows)")
+    micro_batches = batch.micro_batches(config.micro_batch_size) if batch is not None else []
+    counts = torch.tensor(
+        [0, 0] if batch is None else [batch.input_ids.shape[0], batch.completion_mask.sum()], dtype=torch.float64
+    )
     if replicas is not None:
         counts = replicas.sum(counts)
     normalizer = Normalizer(sequences=int(counts[0]), tokens=int(counts[1]))
@@ -542,6 +547,8 @@ def update_step(
                     )
                 (loss * world_size).backward()  # type: ignore[no-untyped-call]
             sums += part
+        if not micro_batches:
+            _join_with_zero_gradient(scorer, model)
         if replicas is not None:
             sums = _summed_over_ranks(sums, replicas)
 
@@ -557,6 +564,15 @@ def update_step(
     optimizer.zero_grad(set_to_none=True)
     averaged = {name: math.fsum(h[name] for h in history) / len(history) for name in history[0]}
     return averaged | {"passes": float(len(history)), "micro_batches": float(len(micro_batches))}
+
+
+def _join_with_zero_gradient(scorer: torch.nn.Module, model: torch.nn.Module) -> None:
+    """One synchronised backward that adds nothing: DDP needs every rank in every gradient all-reduce,
+    and a gradient only flows from a forward that used the adapter (so: one real token, weighted 0)."""
+    device = next(model.parameters()).device
+    tokens = torch.zeros((1, 2), dtype=torch.long, device=device)
+    logp = scorer(tokens, torch.ones_like(tokens), torch.tensor([[0, 1]], device=device))  # (1, 2)
+    (logp.sum() * 0.0).backward()  # type: ignore[no-untyped-call]
 
 
 def _summed_over_ranks(sums: LossSums, replicas: Replicas) -> LossSums:

@@ -33,8 +33,9 @@ from bus.config import HpcrlConfig
 from bus.schema import Archived, Result, Role, StageChange, TrainerStep, Verdict
 from trainer import checkpoint, metrics, steplog
 from trainer.config import TrainerConfig
+from trainer.distributed import Placement, Ranks, Update, device_of
 from trainer.generation import Backend, Completion, HFBackend, VLLMBackend, extract_code, render_prompt
-from trainer.grpo import advantages, collate, optimizer_for, scheduler_for, update_step
+from trainer.grpo import advantages, optimizer_for, scheduler_for
 from trainer.policy import load_policy
 from trainer.prompts import build_prompt, load_problem_text
 from trainer.rewards import LOST, NO_CODE, Outcome, group_rewards
@@ -108,8 +109,56 @@ class StepTimes:
     """Policy versions between the oldest sample of the step and the policy being updated."""
 
 
+@dataclass
+class Learner:
+    """What every rank holds: the policy, its optimizer and schedule, a generation backend, and the job's
+    ranks (trainer/distributed.py) that sampling and updates are spread over."""
+
+    model: Any
+    tokenizer: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    backend: Backend
+    ranks: Ranks
+
+    @classmethod
+    def load(cls, config: TrainerConfig, placement: Placement, resume: Path | None) -> Learner:
+        """The policy from `resume` (a checkpoint: adapter, optimizer, scheduler) or fresh. Every rank seeds
+        alike first, so a fresh adapter starts the same everywhere, then by rank, so ranks sample apart."""
+        torch.manual_seed(config.loop.seed)
+        device = device_of(config.policy.torch_device, placement)
+        model, tokenizer = load_policy(config.policy, resume / "adapter" if resume else None, device)
+        optimizer = optimizer_for(model, config.grpo)
+        scheduler = scheduler_for(optimizer, config.grpo)
+        if resume:
+            checkpoint.load_optimizer(resume, optimizer, scheduler)
+        if not placement.is_main:
+            torch.manual_seed(config.loop.seed + placement.rank)
+        backend: Backend = (
+            HFBackend(model, tokenizer, config.loop.generation_chunk_sequences)
+            if config.loop.backend == "hf"
+            else VLLMBackend(config.policy.model_dir, config.policy.lora_rank)
+        )
+        # Only the hf backend samples on every rank; a vLLM engine or server is rank 0's alone.
+        ranks = Ranks(placement, model, backend, optimizer, scheduler, config.grpo, device, config.loop.backend == "hf")
+        return cls(model, tokenizer, optimizer, scheduler, backend, ranks)
+
+
+def follow(config: TrainerConfig, placement: Placement) -> int:
+    """A rank other than 0: the same policy as rank 0, sampling and updating on rank 0's commands."""
+    learner = Learner.load(config, placement, checkpoint.latest(Path(config.loop.run_dir).expanduser()))
+    learner.ranks.follow()
+    return 0
+
+
 class Trainer:
-    def __init__(self, hpcrl: HpcrlConfig, config: TrainerConfig, stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        hpcrl: HpcrlConfig,
+        config: TrainerConfig,
+        stop: threading.Event | None = None,
+        placement: Placement | None = None,
+    ) -> None:
         self.config = config
         self.stop = stop or threading.Event()
         self.run_dir = Path(config.loop.run_dir).expanduser()
@@ -117,20 +166,15 @@ class Trainer:
         if config.loop.threads:
             torch.set_num_threads(config.loop.threads)
         resume = checkpoint.latest(self.run_dir)
-        torch.manual_seed(config.loop.seed)
-        self.model, self.tokenizer = load_policy(config.policy, resume / "adapter" if resume else None)
-        self.optimizer = optimizer_for(self.model, config.grpo)
-        self.scheduler = scheduler_for(self.optimizer, config.grpo)
+        self.learner = Learner.load(config, placement or Placement(), resume)
+        self.model, self.tokenizer = self.learner.model, self.learner.tokenizer
+        self.optimizer, self.scheduler = self.learner.optimizer, self.learner.scheduler
+        self.backend, self.ranks = self.learner.backend, self.learner.ranks
         self.state = checkpoint.TrainerState()
         if resume:
             self.state = checkpoint.load_state(resume)
-            checkpoint.load_optimizer(resume, self.optimizer, self.scheduler)
+            checkpoint.load_rng(resume)
             log.info("event=resumed checkpoint=%s step=%d", resume, self.state.step)
-        self.backend: Backend = (
-            HFBackend(self.model, self.tokenizer, config.loop.generation_chunk_sequences)
-            if config.loop.backend == "hf"
-            else VLLMBackend(config.policy.model_dir, config.policy.lora_rank)
-        )
         self.backend.load_policy(resume / "adapter" if resume else None, self.state.policy_version)
         self.problem = load_problem_text(config.loop.problem)
         self.client = BusClient(
@@ -151,9 +195,12 @@ class Trainer:
         self._read_stages(initial=True)
         # A resumed run submits the batch its checkpoint generated ahead: the same samples, the same ids.
         ahead = Batch.from_json(self.state.pending) if self.state.pending else None
-        while self.state.step < self.config.loop.steps and not self.stop.is_set():
-            ahead = self.step(ahead)
-        self._checkpoint(ahead)
+        try:
+            while self.state.step < self.config.loop.steps and not self.stop.is_set():
+                ahead = self.step(ahead)
+            self._checkpoint(ahead)
+        finally:
+            self.ranks.stop()
         self.client.close()
         self.log_file.close()
         return 0
@@ -181,7 +228,6 @@ class Trainer:
         advantage_rows, stats = advantages(rewards, self.config.grpo.scale_rewards)
         times.staleness = self.state.policy_version - min(s.completion.policy_version for s in batch.samples)
         update = self._update(batch, advantage_rows)
-        self.scheduler.step()
         times.update_s = time.monotonic() - started
         self.state.step = number
         self.state.policy_version += 1 if update else 0
@@ -220,7 +266,7 @@ class Trainer:
         stage = int(view["stage"]) if view else 0
         prompt = render_prompt(self.tokenizer, build_prompt(self.problem, view["techniques"] if view else None))
         started = time.monotonic()
-        completions = self.backend.sample(
+        completions = self.ranks.sample(
             [prompt] * self.config.loop.prompts_per_step, self.config.grpo.group_size, self.config.sampling
         )
         generate_s = time.monotonic() - started
@@ -287,22 +333,15 @@ class Trainer:
         return Outcome.from_result(sample.result, sample.outside_stage)
 
     def _update(self, batch: Batch, advantage_rows: list[list[float | None]]) -> dict[str, float]:
-        chosen: list[tuple[Completion, float]] = []
+        """The update on every sample with a non-zero advantage (spread over the ranks), then the schedule's
+        step; {} when no sample carries signal."""
+        rows = []
         for group, row in zip(batch.groups(), advantage_rows, strict=True):
             for sample, advantage in zip(group, row, strict=True):
-                if advantage is not None and advantage != 0.0 and sample.completion.completion_ids:
-                    chosen.append((sample.completion, advantage))
-        if not chosen:
-            return {}
-        grpo_batch = collate(
-            [c.prompt_ids for c, _ in chosen],
-            [c.completion_ids for c, _ in chosen],
-            [c.behaviour_logprobs for c, _ in chosen],
-            [a for _, a in chosen],
-            int(self.tokenizer.pad_token_id),
-        ).to(self.config.policy.torch_device)
-        self.model.train()
-        return update_step(self.model, self.optimizer, grpo_batch, self.config.grpo)
+                c = sample.completion
+                if advantage is not None and advantage != 0.0 and c.completion_ids:
+                    rows.append((c.prompt_ids, c.completion_ids, c.behaviour_logprobs, advantage))
+        return self.ranks.update(Update(rows, int(self.tokenizer.pad_token_id)))
 
     def _log(
         self,

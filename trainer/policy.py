@@ -50,8 +50,11 @@ class PolicyConfig:
         return torch.bfloat16 if self.torch_device.type == "cuda" else torch.float32
 
 
-def load_policy(config: PolicyConfig, adapter_dir: Path | None = None) -> tuple[PeftModel, Any]:
-    """The base model with a fresh LoRA adapter, or with the adapter saved in `adapter_dir` (a checkpoint)."""
+def load_policy(
+    config: PolicyConfig, adapter_dir: Path | None = None, device: torch.device | None = None
+) -> tuple[PeftModel, Any]:
+    """The base model with a fresh LoRA adapter, or with the adapter saved in `adapter_dir` (a checkpoint),
+    on `device` (default: config.torch_device; a data-parallel rank passes its own GPU)."""
     path = Path(config.model_dir).expanduser()
     if not (path / "config.json").is_file():
         raise FileNotFoundError(
@@ -62,7 +65,7 @@ def load_policy(config: PolicyConfig, adapter_dir: Path | None = None) -> tuple[
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     base = AutoModelForCausalLM.from_pretrained(path, dtype=config.dtype)
-    base.to(config.torch_device)  # type: ignore[arg-type]  # transformers' stub types .to wrongly
+    base.to(device or config.torch_device)  # type: ignore[arg-type]  # transformers' stub types .to wrongly
     if config.gradient_checkpointing:
         # Non-reentrant: the frozen base's inputs need no requires_grad trick for the adapter's gradients
         # to flow through a recomputed layer, and it composes with DistributedDataParallel.
