@@ -18,8 +18,9 @@ from tests.bencher_support import SANDBOX_UID
 from tests.conftest import REPO, BusSite, Processes, skip_unless_required, wait_for
 from tests.proc_support import alive, uid
 from tests.slurm_support import SlurmCluster, job_processes, slurm_missing
-from tests.test_bencher_daemon import NAIVE, SLOW, bencher_env
+from tests.test_bencher_daemon import NAIVE, SLOW, bencher_env, start_bencher
 from tests.test_reliability import client_for, journaled_results, wait_workers
+from trainer.steplog import read_log
 
 pytestmark = skip_unless_required(slurm_missing())
 
@@ -318,3 +319,38 @@ def test_launch_run_submits_benchers_and_a_trainer_that_waits_for_them_then_trai
     assert f"hpcrl-trainer job {trainer_job}" in trainer_log and "GPUs 0" in trainer_log
     slurm.run("scancel", "--batch", "--signal=TERM", bencher_job)
     assert slurm.wait_states(bencher_job, ["COMPLETED"], 1, timeout_s=30) == ["COMPLETED"]
+
+
+def test_a_two_rank_trainer_job_trains_on_real_measurements_and_resumes_after_kill_9(
+    site: BusSite, processes: Processes, slurm: SlurmCluster, tiny_model: Path, tmp_path: Path
+) -> None:
+    """trainer.sbatch with --ntasks=2: srun starts two ranks (gloo on loopback), rank 0 talks to a real broker
+    and bencher; SIGKILL of the whole job after a checkpoint, then the same job again, logs each step once."""
+    processes.broker()
+    start_bencher(processes, "b1", result_cache="true")
+    run_dir = tmp_path / "run"
+    config = write_run_config(site, run_dir, tiny_model)
+    # Two groups a step, so both ranks sample; gloo kept on the loopback interface.
+    env = {**clean_env(slurm), "HPCRL": str(HPCRL_BIN), "HPCRL_TRAINER__PROMPTS_PER_STEP": "2"}
+    env["GLOO_SOCKET_IFNAME"] = "lo"
+
+    def submit(steps: int) -> tuple[str, Path]:
+        job = slurm.sbatch("--ntasks=2", "--cpus-per-task=1", f"--output={tmp_path}/trainer-%j.out",
+                           str(TRAINER_SBATCH), "--config", str(config), "--steps", str(steps), env=env)  # fmt: skip
+        return job, tmp_path / f"trainer-{job}.out"
+
+    first, first_log = submit(steps=4)
+    wait_for(lambda: (run_dir / "checkpoints" / "latest").is_file(), 240, "the 2-rank job's first checkpoint")
+    slurm.run("scancel", "--full", "--signal=KILL", first)
+    slurm.wait_states(first, ["FAILED", "CANCELLED", "COMPLETED"], 1, timeout_s=60)
+    output = first_log.read_text()
+    assert "2 ranks, rendezvous localhost:" in output, output[-3000:]
+    assert output.count("event=process_group") == 2, output[-3000:]
+
+    again, again_log = submit(steps=3)
+    states = slurm.wait_states(again, ["COMPLETED", "FAILED", "CANCELLED"], 1, timeout_s=300)
+    assert states == ["COMPLETED"], again_log.read_text()[-3000:]
+    records = read_log(run_dir)
+    assert [r["step"] for r in records] == [1, 2, 3], "a step logged twice or lost across the kill"
+    assert all(sum(r["verdicts"].values()) == 8 for r in records), [r["verdicts"] for r in records]
+    assert "event=resumed" in again_log.read_text()

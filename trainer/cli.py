@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import threading
 
 from bus.cli import add_config_arguments, load_or_exit
@@ -48,6 +49,9 @@ def train(argv: list[str]) -> int:
     device = device_of(config.policy.torch_device, placement)
     with process_group(placement, device, config.loop.collective_timeout_s):
         if not placement.is_main:
+            # Rank 0 alone decides when to stop (after a step and a checkpoint) and tells the others; srun
+            # passes a job's SIGTERM to every rank, and a follower leaving mid-collective would hang rank 0.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             return follow(config, placement)
 
         from bus import metrics as bus_metrics
