@@ -32,8 +32,9 @@ from bus.client import BusClient
 from bus.config import HpcrlConfig
 from bus.schema import Archived, Result, Role, StageChange, TrainerStep, Verdict
 from trainer import checkpoint, metrics, steplog
+from trainer.backends import backend_for
 from trainer.config import TrainerConfig
-from trainer.generation import Backend, Completion, HFBackend, VLLMBackend, extract_code, render_prompt
+from trainer.generation import Backend, Completion, extract_code, render_prompt
 from trainer.grpo import advantages, collate, optimizer_for, scheduler_for, update_step
 from trainer.policy import load_policy
 from trainer.prompts import build_prompt, load_problem_text
@@ -126,12 +127,9 @@ class Trainer:
             self.state = checkpoint.load_state(resume)
             checkpoint.load_optimizer(resume, self.optimizer, self.scheduler)
             log.info("event=resumed checkpoint=%s step=%d", resume, self.state.step)
-        self.backend: Backend = (
-            HFBackend(self.model, self.tokenizer)
-            if config.loop.backend == "hf"
-            else VLLMBackend(config.policy.model_dir, config.policy.lora_rank)
-        )
-        self.backend.load_policy(resume / "adapter" if resume else None, self.state.policy_version)
+        self.backend: Backend = backend_for(config, self.model, self.tokenizer, self.run_dir)
+        # A resumed model holds its checkpoint's adapter: the backend serves that version from the start.
+        self.backend.load_policy(self.model, self.state.policy_version)
         self.problem = load_problem_text(config.loop.problem)
         self.client = BusClient(
             hpcrl.bus,
@@ -185,7 +183,7 @@ class Trainer:
         times.update_s = time.monotonic() - started
         self.state.step = number
         self.state.policy_version += 1 if update else 0
-        self.backend.load_policy(None, self.state.policy_version)
+        self.backend.load_policy(self.model, self.state.policy_version)
         # 7. Log, publish, checkpoint.
         self._log(batch, outcomes, rewards, asdict(stats), update, times)
         if number % self.config.loop.checkpoint_every == 0:
