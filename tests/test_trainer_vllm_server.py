@@ -1,7 +1,7 @@
 """The `vllm_server` backend against a stand-in server (tests/vllm_stand_in.py: the tiny model behind vLLM's
 HTTP shapes; vLLM itself never ran here): versioned adapters, behaviour log-probs equal to the trainer's own,
-unloading beyond keep_adapters, and bounded retries then a clear error for a server that is down, slow or
-failing."""
+unloading beyond keep_adapters, bounded retries then a clear error for a server that is down, slow or
+failing, and `hpcrl train` sampling from it with a real broker and bencher."""
 
 from __future__ import annotations
 
@@ -14,8 +14,13 @@ from typing import Any
 import pytest
 import torch
 
+from bus.client import BusClient
 from bus.config import ConfigError
+from bus.schema import Result
 from ops.processes import free_port
+from tests.conftest import BusSite, Processes, wait_for
+from tests.test_bencher_daemon import start_bencher
+from tests.test_trainer_loop import TRAIN_SETTINGS
 from tests.vllm_stand_in import SERVED_NAME, VLLMStandIn
 from trainer import metrics
 from trainer.adapters import AdapterStore
@@ -24,6 +29,7 @@ from trainer.generation import SamplingSettings, render_prompt
 from trainer.grpo import collate, token_log_probs
 from trainer.policy import PolicyConfig, load_policy, reference_policy
 from trainer.prompts import build_prompt, load_problem_text
+from trainer.steplog import read_log
 from trainer.vllm_server import VLLMServerBackend, VLLMServerConfig
 
 FAST = VLLMServerConfig(
@@ -211,3 +217,39 @@ def test_the_vllm_server_backend_needs_the_servers_address(tmp_path: Path) -> No
     assert config.vllm_server.url == "http://gpu07:8000" and config.resolved()["vllm_server"]["keep_adapters"] == 2
     with pytest.raises(ConfigError, match=r"vllm_server\.url = 'gpu07:8000': give a URL such as 'http://"):
         load_trainer_config(str(path), env={"HPCRL_VLLM_SERVER__URL": "gpu07:8000"})
+
+
+def test_hpcrl_train_samples_each_batch_from_the_adapter_version_before_it_within_the_staleness_bound(
+    site: BusSite, processes: Processes, tiny_model: Path
+) -> None:
+    processes.broker()
+    start_bencher(processes, "b1", result_cache="true")
+    run_dir = site.workdir / "run"
+    with VLLMStandIn(tiny_model) as server:
+        env = {**site.env, **TRAIN_SETTINGS, "HPCRL_TRAINER__ARCHIVE_WAIT_S": "0"}
+        env |= {"HPCRL_TRAINER__BACKEND": "vllm_server", "HPCRL_VLLM_SERVER__URL": server.url}
+        trainer = processes.start(
+            "train", "--model", str(tiny_model), "--run-dir", str(run_dir), "--steps", "3", env=env
+        )
+        assert trainer.wait(300) == 0
+    records = read_log(run_dir)
+    assert [r["step"] for r in records] == [1, 2, 3]
+    assert all(r["staleness"] <= 1 for r in records), [r["staleness"] for r in records]
+    versions = [r["policy_version"] for r in records]
+    # Generated one step ahead (max_staleness 1): steps 1 and 2 from the base model, step 3 from the adapter
+    # of update 1. Every new version reached the server as policy-v<N>, once (an empty update keeps its version).
+    names = [a["model"] for a in server.asked("/v1/completions")]
+    assert names == [SERVED_NAME, SERVED_NAME, f"policy-v{versions[0]}" if versions[0] else SERVED_NAME], names
+    loads = [a["lora_name"] for a in server.asked("/v1/load_lora_adapter")]
+    assert loads == [f"policy-v{v}" for v in sorted(set(versions) - {0})], (loads, versions)
+    kept = {f"policy-v{v}" for v in set(versions) if v > versions[-1] - 2}  # keep_adapters = 2
+    assert {p.name for p in (run_dir / "adapters").iterdir()} == kept
+    # Each candidate carries the version that drew it.
+    with BusClient(site.bus_config, site.client_config, name="reader", subscribe=["result."], since=0) as reader:
+        results = wait_for(
+            lambda: [e for e in reader.next_events(0.5) if isinstance(e, Result)] or None, 30, "the journaled results"
+        )
+    by_step: dict[int, set[int]] = {}
+    for result in results:  # type: ignore[attr-defined]
+        by_step.setdefault(int(result.candidate_id.split("-s")[1].split("-")[0]), set()).add(result.policy_version)
+    assert by_step.get(1, {0}) == {0} and by_step.get(3, {versions[0]}) == {versions[0]}, by_step

@@ -207,6 +207,8 @@ class VLLMBackend:
         self.version = 0
 
     def load_policy(self, model: Any, version: int) -> None:
+        if version == self.version:
+            return  # an update that changed nothing (every advantage zero) keeps its version and its weights
         from vllm.lora.request import LoRARequest
 
         # lora_int_id must be unique per adapter content and > 0: the version (0 is the base model).

@@ -135,6 +135,8 @@ class VLLMServerBackend:
     # ------------------------------------------------------------ the Backend interface
 
     def load_policy(self, model: Any, version: int) -> None:
+        if version == self.version:
+            return  # an update that changed nothing (every advantage zero) keeps its version and its weights
         if version > 0:
             path = self.adapters.save(model, version)
             self._post("/v1/load_lora_adapter", {"lora_name": adapter_name(version), "lora_path": str(path)})
