@@ -65,8 +65,9 @@ class VLLMServerConfig:
     url: str = ""
     """The server's base URL, e.g. `http://gpu07:8000`; empty: read it from url_file."""
     url_file: str = ""
-    """A file on shared storage holding the server's URL, written by ops/slurm/vllm-server.sbatch once the
-    server listens; the trainer waits for it (startup_timeout_s). Used when url is empty."""
+    """A file on shared storage holding the server's URL, written by ops/slurm/vllm-server.sbatch when the
+    server starts and removed when it ends; the trainer waits for it and for /health (startup_timeout_s).
+    Used when url is empty."""
     adapter_dir: str = ""
     """Directory the trainer writes each version's adapter to (`policy-v<N>`) and the server loads it from:
     the same path on both nodes (shared storage). Empty: `<trainer.run_dir>/adapters`."""
@@ -185,11 +186,10 @@ class VLLMServerBackend:
     def _await_server(self) -> str:
         """The server's URL once it answers /health, waiting up to startup_timeout_s for its start."""
         deadline = time.monotonic() + self.config.startup_timeout_s
-        url, problem = self.config.url, "no answer yet"
         while True:
-            if not url:
-                url = _read_url(Path(self.config.url_file))
-                problem = f"no URL in {self.config.url_file} yet"
+            # Read again at each try: a file left by an earlier server names a dead one until the new job writes it.
+            url = self.config.url or _read_url(Path(self.config.url_file))
+            problem = f"no URL in {self.config.url_file} yet"
             if url:
                 try:
                     _call(f"{url}/health", None, min(HEALTH_TIMEOUT_S, self.config.request_timeout_s))
