@@ -14,13 +14,11 @@ from typing import Any
 import pytest
 import torch
 
-from bus.client import BusClient
 from bus.config import ConfigError
-from bus.schema import Result
 from ops.processes import free_port
-from tests.conftest import BusSite, Processes, wait_for
+from tests.conftest import BusSite, Processes
 from tests.test_bencher_daemon import start_bencher
-from tests.test_trainer_loop import TRAIN_SETTINGS
+from tests.test_trainer_loop import TRAIN_SETTINGS, journaled_by_step
 from tests.vllm_stand_in import SERVED_NAME, VLLMStandIn
 from trainer import metrics
 from trainer.adapters import AdapterStore
@@ -245,11 +243,5 @@ def test_hpcrl_train_samples_each_batch_from_the_adapter_version_before_it_withi
     kept = {f"policy-v{v}" for v in set(versions) - {0} if v > versions[-1] - 2}  # keep_adapters = 2
     assert {p.name for p in (run_dir / "adapters").glob("*")} == kept
     # Each candidate carries the version that drew it.
-    with BusClient(site.bus_config, site.client_config, name="reader", subscribe=["result."], since=0) as reader:
-        results = wait_for(
-            lambda: [e for e in reader.next_events(0.5) if isinstance(e, Result)] or None, 30, "the journaled results"
-        )
-    by_step: dict[int, set[int]] = {}
-    for result in results:  # type: ignore[attr-defined]
-        by_step.setdefault(int(result.candidate_id.split("-s")[1].split("-")[0]), set()).add(result.policy_version)
+    by_step = journaled_by_step(site, "policy_version")
     assert by_step.get(1, {0}) == {0} and by_step.get(3, {versions[0]}) == {versions[0]}, by_step
