@@ -1,6 +1,7 @@
 """ops/slurm on a real single-node SLURM cluster (slurmctld + slurmd on localhost, tests/slurm_support.py):
 bencher jobs (array and multi-task) take candidates from a real broker on 127.0.0.1, scancel drains them
-without losing or repeating a candidate, and launch-run submits a whole run with the trainer's dependency."""
+without losing or repeating a candidate, launch-run submits a whole run with the trainer's dependency, and
+the vLLM server job starts its server (a stand-in command: vLLM itself never ran here) and announces its URL."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ pytestmark = skip_unless_required(slurm_missing())
 SLURM_DIR = REPO / "ops" / "slurm"
 BENCHER_SBATCH = SLURM_DIR / "bencher.sbatch"
 TRAINER_SBATCH = SLURM_DIR / "trainer.sbatch"
+SERVER_SBATCH = SLURM_DIR / "vllm-server.sbatch"
 LAUNCH_RUN = SLURM_DIR / "launch-run"
 HPCRL_BIN = Path(sys.executable).with_name("hpcrl")
 """The venv's console script: what the jobs run (`HPCRL`)."""
@@ -243,7 +245,9 @@ def test_launch_run_dry_run_prints_sbatch_commands_that_sbatch_accepts(
     common += ["--log-dir", str(tmp_path / "logs"), "--hpcrl", str(HPCRL_BIN), "--dry-run"]
     array = launch(*common, "--trainer-time", "1:00:00", "--", "--steps", "3", env=env)
     tasks = launch(*common, "--bencher-mode", "tasks", "--trainer-gres", "none", env=env)
-    assert array.returncode == 0 and tasks.returncode == 0, array.stderr + tasks.stderr
+    served = launch(*common, "--server-gpus", "1", "--server-model", str(tmp_path / "model"), "--server-cpus", "1",
+                    "--server-time", "2:00:00", env=env)  # fmt: skip
+    assert array.returncode == 0 and tasks.returncode == 0 and served.returncode == 0, array.stderr + tasks.stderr
     assert not list(tmp_path.glob("logs")), "a dry run submits and creates nothing"
     lines = [line for line in array.stdout.splitlines() if "sbatch" in line]
     assert len(lines) == 2
@@ -254,23 +258,35 @@ def test_launch_run_dry_run_prints_sbatch_commands_that_sbatch_accepts(
     tasks_lines = [line for line in tasks.stdout.splitlines() if "sbatch" in line]
     assert "--ntasks=2" in tasks_lines[0] and "--array" not in tasks_lines[0]
     assert "--dependency=after:${bencher_job%%;*} " in tasks_lines[1] and "--gres=none" in tasks_lines[1]
+    served_lines = [line for line in served.stdout.splitlines() if "sbatch" in line]
+    url_file = tmp_path / "logs" / "hpcrl-hpcrl-vllm-server.url"
+    assert (
+        str(SERVER_SBATCH) in served_lines[1]
+        and "--gres=gpu:1" in served_lines[1]
+        and "--time=2:00:00" in served_lines[1]
+    )
+    assert f"--model {tmp_path / 'model'} --url-file {url_file}" in served_lines[1]
+    # The trainer waits for the first bencher and the server, and alone learns where the server is.
+    assert "--dependency=after:${bencher_job%%;*}_0,after:${server_job%%;*} " in served_lines[2]
+    assert f"HPCRL_TRAINER__BACKEND=vllm_server\\,HPCRL_VLLM_SERVER__URL_FILE={url_file}" in served_lines[2]
+    assert "HPCRL_VLLM" not in served_lines[0] + served_lines[1]
     # The printed script runs as it stands; sbatch --test-only validates each command without submitting.
     held = slurm.sbatch("--hold", "--array=0-1", "--output=/dev/null", "--wrap", "true")
     shim = f'sbatch() {{ command sbatch --test-only "$@" >&2 || exit 9; echo "{held};hpcrltest"; }}\n'
-    for printed in (array.stdout, tasks.stdout):
+    for printed, jobs in ((array.stdout, 2), (tasks.stdout, 2), (served.stdout, 3)):
         done = subprocess.run(
             ["bash", "-euc", shim + printed], capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path
         )
         assert done.returncode == 0, done.stderr
-        assert done.stderr.count("to start at") == 2, done.stderr
+        assert done.stderr.count("to start at") == jobs, done.stderr
 
 
 def test_scripts_parse_and_sbatch_accepts_the_trainer_job(slurm: SlurmCluster, tmp_path: Path) -> None:
-    for script in (BENCHER_SBATCH, TRAINER_SBATCH, LAUNCH_RUN):
+    for script in (BENCHER_SBATCH, TRAINER_SBATCH, SERVER_SBATCH, LAUNCH_RUN):
         assert os.access(script, os.X_OK), f"{script} is not executable"
         syntax = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, timeout=10)
         assert syntax.returncode == 0, syntax.stderr
-    for script in (TRAINER_SBATCH, BENCHER_SBATCH):
+    for script in (TRAINER_SBATCH, BENCHER_SBATCH, SERVER_SBATCH):
         # The #SBATCH header as written (a GPU, 8 CPUs: this node has a pretend GPU but fewer CPUs).
         test = slurm.run("sbatch", "--test-only", "--cpus-per-task=1", str(script), check=False)
         assert test.returncode == 0 and "to start at" in test.stderr, test.stderr
@@ -279,6 +295,44 @@ def test_scripts_parse_and_sbatch_accepts_the_trainer_job(slurm: SlurmCluster, t
     assert "#SBATCH --signal=B:TERM@" in BENCHER_SBATCH.read_text()
     usage = subprocess.run([str(LAUNCH_RUN), "--benchers", "2"], capture_output=True, text=True, timeout=10)
     assert usage.returncode == 2 and "--config FILE is required" in usage.stderr
+    config = tmp_path / "hpcrl.toml"
+    config.write_text("")
+    no_model = subprocess.run([str(LAUNCH_RUN), "--config", str(config), "--server-gpus", "2", "--dry-run"],
+                              capture_output=True, text=True, timeout=10)  # fmt: skip
+    assert no_model.returncode == 2 and "--server-gpus needs --server-model DIR" in no_model.stderr
+
+
+def test_the_server_job_starts_vllm_with_runtime_lora_announces_its_url_and_stops_on_sigterm(
+    slurm: SlurmCluster, tmp_path: Path
+) -> None:
+    """`vllm` is a stand-in that records how it was started: the job's plumbing, not vLLM, is under test."""
+    started = tmp_path / "vllm-started"
+    fake = tmp_path / "vllm"
+    fake.write_text(f"""#!/bin/bash
+echo "VLLM_ALLOW_RUNTIME_LORA_UPDATING=$VLLM_ALLOW_RUNTIME_LORA_UPDATING $*" > {started}
+trap 'exit 0' TERM
+while :; do sleep 0.1; done
+""")
+    fake.chmod(0o755)
+    url_file = tmp_path / "shared" / "vllm-server.url"
+    job = slurm.sbatch(
+        "--cpus-per-task=1", f"--output={tmp_path}/%x-%j.out", str(SERVER_SBATCH), "--model", "/models/base",
+        "--url-file", str(url_file), "--port", "8123", "--", "--max-model-len", "4096",
+        env={**clean_env(slurm), "VLLM": str(fake)},
+    )  # fmt: skip
+    wait_for(lambda: url_file.is_file() and started.is_file(), 30, "the server job to start vllm and write its URL")
+    host = subprocess.run(["hostname", "-f"], capture_output=True, text=True, check=True).stdout.strip()
+    assert url_file.read_text() == f"http://{host}:8123\n"
+    assert started.read_text().split() == [
+        "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True", "serve", "/models/base", "--host", "0.0.0.0", "--port", "8123",
+        "--tensor-parallel-size", "1", "--gpu-memory-utilization", "0.9", "--enable-lora", "--max-lora-rank", "16",
+        "--logprobs-mode", "processed_logprobs", "--max-model-len", "4096",
+    ]  # fmt: skip
+    slurm.run("scancel", "--batch", "--signal=TERM", job)
+    assert slurm.wait_states(job, ["COMPLETED", "FAILED", "CANCELLED"], 1, timeout_s=30) == ["COMPLETED"]
+    assert not url_file.exists(), "a stopped server's URL must not send the next trainer to a dead port"
+    log = (tmp_path / f"hpcrl-vllm-server-{job}.out").read_text()
+    assert f"serving /models/base at http://{host}:8123" in log and "exited with status 0" in log
 
 
 def test_launch_run_submits_benchers_and_a_trainer_that_waits_for_them_then_trains(

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
+
 import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-from trainer.generation import HFBackend, SamplingSettings, VLLMBackend, extract_code, render_prompt
+from trainer.adapters import AdapterStore
+from trainer.generation import HFBackend, SamplingSettings, VLLMBackend, VLLMEngineConfig, extract_code, render_prompt
 
 VOCAB = ["<pad>", "<eos>", "<bos>", "void", "dgemm", "(", ")", "{", "}", "for", "int", "i", "n", ";", "=", "+", "*"]
 
@@ -59,7 +63,7 @@ def test_the_hf_backend_samples_g_completions_per_prompt_with_their_sampling_log
 ) -> None:
     model, tokenizer = tiny
     backend = HFBackend(model, tokenizer)
-    backend.load_policy(None, version=7)
+    backend.load_policy(model, version=7)
     torch.manual_seed(1)
     completions = backend.sample(
         ["void dgemm (", "for int i"], group_size=3, settings=SamplingSettings(max_new_tokens=6)
@@ -78,11 +82,33 @@ def test_the_hf_backend_samples_g_completions_per_prompt_with_their_sampling_log
         torch.testing.assert_close(torch.tensor(completion.behaviour_logprobs), expected, atol=1e-4, rtol=1e-4)
 
 
-def test_the_vllm_backend_says_how_to_get_vllm_when_it_is_missing() -> None:
+def test_the_vllm_backend_says_how_to_get_vllm_when_it_is_missing(tmp_path: Path) -> None:
     try:
         import vllm  # type: ignore[import-not-found]  # noqa: F401
     except ImportError:
         with pytest.raises(RuntimeError, match=r"hpcrl\[gpu\].*backend = 'hf'"):
-            VLLMBackend("/nonexistent", max_lora_rank=8)
+            VLLMBackend("/nonexistent", 8, AdapterStore(tmp_path, 2), VLLMEngineConfig())
     else:  # pragma: no cover (a GPU node)
         pytest.skip("vLLM is installed here")
+
+
+def test_the_vllm_engine_share_must_leave_room_for_the_training_copy() -> None:
+    assert VLLMEngineConfig().gpu_memory_utilization < 0.9  # vLLM's own default would starve the update
+    with pytest.raises(ValueError, match=r"gpu_memory_utilization = 1.0: .*room for the training copy"):
+        VLLMEngineConfig(gpu_memory_utilization=1.0)
+
+
+def test_adapter_versions_are_written_whole_and_pruned_to_the_newest(
+    tiny: tuple[Qwen2ForCausalLM, PreTrainedTokenizerFast], tmp_path: Path
+) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    # A copy: peft wraps the model it is given in place, and the fixture is shared.
+    model = get_peft_model(copy.deepcopy(tiny[0]), LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    store = AdapterStore(tmp_path, keep=2)
+    for version in (1, 2, 3):
+        assert store.save(model, version) == tmp_path / f"policy-v{version}"
+        store.prune(version)
+    assert store.save(model, 3) == tmp_path / "policy-v3"  # a resumed run writes a version again
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["policy-v2", "policy-v3"]
+    assert (tmp_path / "policy-v3" / "adapter_config.json").is_file()

@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,6 +43,19 @@ def start_training(processes: Processes, model: Path, run_dir: Path, steps: int)
 
 def train(processes: Processes, model: Path, run_dir: Path, steps: int) -> int:
     return start_training(processes, model, run_dir, steps).wait(300)
+
+
+def journaled_by_step(site: BusSite, attribute: str) -> dict[int, set[Any]]:
+    """Step -> the values of `attribute` among the journaled results of that step's candidates."""
+    with BusClient(site.bus_config, site.client_config, name="reader", subscribe=["result."], since=0) as reader:
+        results = wait_for(
+            lambda: [e for e in reader.next_events(0.5) if isinstance(e, Result)] or None, 30, "the journaled results"
+        )
+    by_step: dict[int, set[Any]] = {}
+    for result in results:  # type: ignore[attr-defined]
+        step = int(result.candidate_id.split("-s")[1].split("-")[0])
+        by_step.setdefault(step, set()).add(getattr(result, attribute))
+    return by_step
 
 
 def test_the_trainer_learns_from_real_measurements_and_resumes_from_its_checkpoint(
@@ -130,11 +144,5 @@ def test_stage_events_change_the_prompts_of_the_next_batches(
     assert stages[0] == 1 and stages[-2:] == [2, 2] and stages == sorted(stages), stages
     assert "event=stage problem=dgemm stage=2" in log_of(site, "train")
     # The candidates carry the stage they were generated for (the archive judges them by it).
-    with BusClient(site.bus_config, site.client_config, name="reader", subscribe=["result."], since=0) as reader:
-        results = wait_for(
-            lambda: [e for e in reader.next_events(0.5) if isinstance(e, Result)] or None, 30, "the journaled results"
-        )
-    by_step: dict[int, set[int]] = {}
-    for result in results:  # type: ignore[attr-defined]
-        by_step.setdefault(int(result.candidate_id.split("-s")[1].split("-")[0]), set()).add(result.stage)
+    by_step = journaled_by_step(site, "stage")
     assert by_step[1] == {1} and by_step[5] == {2}, by_step

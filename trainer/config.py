@@ -1,4 +1,5 @@
-"""The trainer's configuration: `[trainer]` (the loop) plus `[policy]`, `[rewards]` and `[grpo]`.
+"""The trainer's configuration: `[trainer]` (the loop) plus `[policy]`, `[rewards]`, `[grpo]`, and the
+vLLM backends' `[vllm]` and `[vllm_server]`.
 
 Sampling is set in one place, `[grpo]` (`temperature`, `top_p`, `max_completion_tokens`), so the
 log-probabilities of the update are those of the distribution that drew the samples.
@@ -6,14 +7,17 @@ log-probabilities of the update are those of the distribution that drew the samp
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bus.config import ConfigError, read_toml, section
-from trainer.generation import SamplingSettings
+from trainer.generation import SamplingSettings, VLLMEngineConfig
 from trainer.grpo import GRPOConfig
 from trainer.policy import PolicyConfig
 from trainer.rewards import RewardConfig
+from trainer.vllm_server import VLLMServerConfig
+
+BACKENDS = ("hf", "vllm", "vllm_server")
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,8 @@ class LoopConfig:
     checkpoint_every: int = 5
     """Steps between checkpoints (and one at the end)."""
     backend: str = "hf"
-    """Generation backend: `hf` (transformers generate) or `vllm`."""
+    """Generation backend: `hf` (transformers generate on the training model), `vllm` (a vLLM engine
+    beside it on the training GPU, `[vllm]`) or `vllm_server` (a vLLM server on GPUs of its own, `[vllm_server]`)."""
     generation_chunk_sequences: int = 64
     """hf backend: sequences per `generate` call (its KV cache grows with them); a step's
     prompts_per_step x group_size samples are generated in chunks of this many."""
@@ -65,8 +70,8 @@ class LoopConfig:
             )
         if self.max_staleness not in (0, 1):
             raise ConfigError("trainer.max_staleness must be 0 (synchronous) or 1 (generate one step ahead)")
-        if self.backend not in ("hf", "vllm"):
-            raise ConfigError(f"trainer.backend = {self.backend!r}: use 'hf' or 'vllm'")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"trainer.backend = {self.backend!r}: use one of {', '.join(map(repr, BACKENDS))}")
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"trainer.metrics_port = {self.metrics_port} is not a TCP port (0 disables)")
         if self.collective_timeout_s <= self.result_timeout_s:
@@ -84,6 +89,15 @@ class TrainerConfig:
     policy: PolicyConfig
     rewards: RewardConfig
     grpo: GRPOConfig
+    vllm: VLLMEngineConfig = field(default_factory=VLLMEngineConfig)
+    vllm_server: VLLMServerConfig = field(default_factory=VLLMServerConfig)
+
+    def __post_init__(self) -> None:
+        if self.loop.backend == "vllm_server" and not (self.vllm_server.url or self.vllm_server.url_file):
+            raise ConfigError(
+                "trainer.backend = 'vllm_server' needs the server's address: set vllm_server.url, or "
+                "vllm_server.url_file to the file ops/slurm/vllm-server.sbatch writes"
+            )
 
     @property
     def sampling(self) -> SamplingSettings:
@@ -91,7 +105,9 @@ class TrainerConfig:
 
     def resolved(self) -> dict[str, Any]:
         """Every setting, as saved with each run and checkpoint."""
-        return {name: asdict(getattr(self, name)) for name in ("loop", "policy", "rewards", "grpo")}
+        return {
+            name: asdict(getattr(self, name)) for name in ("loop", "policy", "rewards", "grpo", "vllm", "vllm_server")
+        }
 
 
 def load_trainer_config(path: str | None, env: dict[str, str] | None = None) -> TrainerConfig:
@@ -104,6 +120,8 @@ def load_trainer_config(path: str | None, env: dict[str, str] | None = None) -> 
             policy=section(PolicyConfig, data, "policy", env),
             rewards=section(RewardConfig, data, "rewards", env),
             grpo=section(GRPOConfig, data, "grpo", env),
+            vllm=section(VLLMEngineConfig, data, "vllm", env),
+            vllm_server=section(VLLMServerConfig, data, "vllm_server", env),
         )
     except ValueError as error:  # the sections' own checks raise ValueError subclasses
         raise ConfigError(str(error)) from None

@@ -1,13 +1,15 @@
 """Generation: sample G completions per prompt from the current policy, with their behaviour log-probs.
 
-Two backends behind one interface (`Backend`):
+Three backends behind one interface (`Backend`):
 - `hf`: transformers `generate` on the training model itself (CPU, or a GPU without vLLM). The policy
   it samples from is the model being trained, so its version is always the current one.
-- `vllm`: a vLLM engine on the base model that serves the current LoRA adapter by version
-  (`LoRARequest`); every completion records the adapter version that produced it, so a generator that
-  serves a stale adapter shows at once. Written against vLLM's documented offline API
-  (`LLM(enable_lora=True)`, `LLM.generate(..., lora_request=...)`, `SamplingParams(logprobs=0)`), imported
-  lazily; vLLM cannot run on the development machines, so this backend has never been run (docs/trainer.md).
+- `vllm`: a vLLM engine in the trainer's process, on the base model, serving the current LoRA adapter by
+  version (`LoRARequest` on a `policy-v<N>` directory, trainer/adapters.py); every completion records the
+  adapter version that produced it, so a generator that serves a stale adapter shows at once. Written
+  against vLLM's documented offline API (`LLM(enable_lora=True)`, `LLM.generate(..., lora_request=...)`,
+  `SamplingParams(logprobs=0)`), imported lazily; vLLM cannot run on the development machines, so this
+  backend has never been run (docs/trainer.md).
+- `vllm_server`: a vLLM server on GPUs of its own, over HTTP (trainer/vllm_server.py).
 
 Behaviour log-probs are those of the sampling distribution (after temperature and top-p), token by
 token: GRPO's importance ratio compares the updated policy with exactly what produced each sample.
@@ -18,10 +20,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import torch
+
+from trainer.adapters import AdapterStore, adapter_name
 
 _FENCE = re.compile(r"```[ \t]*(?:c|C|c\+\+|cpp)?[ \t]*\n(.*?)```", re.DOTALL)
 
@@ -77,8 +80,10 @@ class Backend(Protocol):
         """`group_size` completions of every prompt (already rendered), in prompt order."""
         ...
 
-    def load_policy(self, adapter_dir: Path | None, version: int) -> None:
-        """Serve this adapter version from now on (the hf backend samples the live model: nothing to load)."""
+    def load_policy(self, model: Any, version: int) -> None:
+        """Sample policy `version` from now on: `model` is the trainer's live peft model at that version.
+        The hf backend samples `model` itself; the vLLM backends save its adapter (version 0 is the base
+        model: nothing to save) and load it into their engine."""
         ...
 
 
@@ -94,7 +99,7 @@ class HFBackend:
         """Sequences per `generate` call: its KV cache and scores grow with the sequences it holds."""
         self.version = 0
 
-    def load_policy(self, adapter_dir: Path | None, version: int) -> None:
+    def load_policy(self, model: Any, version: int) -> None:
         self.version = version
 
     @torch.no_grad()
@@ -158,28 +163,76 @@ def _completion_length(ids: list[int], eos: int | None, pad: int | None) -> int:
     return len(ids)
 
 
+@dataclass(frozen=True)
+class VLLMEngineConfig:
+    """`[vllm]`: the in-process vLLM engine of the `vllm` backend, on the training GPU.
+
+    Beside the engine's share, that GPU must hold the training copy: the base weights (2 bytes per
+    parameter in bf16: 28 GB for a 14B model), the LoRA parameters with their gradients and AdamW state
+    (16 bytes per LoRA parameter, fp32), and the update's activations and logits (they grow with
+    prompts_per_step x group_size x sequence length; policy.gradient_checkpointing shrinks them). The
+    engine's share holds a second copy of the base weights plus its KV cache. A model that does not fit
+    twice with room for activations wants the `vllm_server` backend on GPUs of its own.
+    """
+
+    gpu_memory_utilization: float = 0.45
+    """Share of the GPU's memory the engine takes (weights + KV cache; vLLM's own default, 0.9, would
+    leave nothing for training). 0.45 of an 80 GB GPU is 36 GB: a 14B model's 28 GB of weights and 8 GB
+    of KV cache, leaving 44 GB for the training copy and the update (a starting point, not measured here)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.gpu_memory_utilization < 1:
+            raise ValueError(
+                f"vllm.gpu_memory_utilization = {self.gpu_memory_utilization}: use a share between 0 and 1 "
+                "that leaves room for the training copy (docs/trainer.md)"
+            )
+
+
+ADAPTERS_KEPT: Final = 2
+"""Adapter versions the in-process engine keeps on disk: the one it serves and the one before (the engine
+reads an adapter when a request first uses it, then keeps it in its own LoRA cache)."""
+
+
 class VLLMBackend:
     """The base model in a vLLM engine, with the trainer's LoRA adapter served by version."""
 
     name = "vllm"
 
-    def __init__(self, base_model_dir: str, max_lora_rank: int, **engine_args: Any) -> None:
+    def __init__(
+        self, base_model_dir: str, max_lora_rank: int, adapters: AdapterStore, config: VLLMEngineConfig
+    ) -> None:
         try:
             from vllm import LLM
         except ImportError:
             raise RuntimeError(
                 "the vllm generation backend needs vLLM on a GPU node: pip install 'hpcrl[gpu]', "
-                "or set generation.backend = 'hf'"
+                "or set trainer.backend = 'hf'"
             ) from None
-        self.engine = LLM(model=base_model_dir, enable_lora=True, max_lora_rank=max_lora_rank, **engine_args)
+        self.engine = LLM(
+            model=base_model_dir,
+            enable_lora=True,
+            max_lora_rank=max_lora_rank,
+            gpu_memory_utilization=config.gpu_memory_utilization,
+            # Log-probs of the distribution that drew the tokens (after temperature and top-p), as the
+            # importance ratio needs; vLLM's default gives the raw model's (vLLM >= 0.10.2).
+            logprobs_mode="processed_logprobs",
+        )
+        self.adapters = adapters
         self.lora: Any = None
         self.version = 0
 
-    def load_policy(self, adapter_dir: Path | None, version: int) -> None:
+    def load_policy(self, model: Any, version: int) -> None:
+        if version == self.version:
+            return  # an update that changed nothing (every advantage zero) keeps its version and its weights
         from vllm.lora.request import LoRARequest
 
-        # lora_int_id must be unique per adapter content: the version (+1, since 0 means "no adapter").
-        self.lora = None if adapter_dir is None else LoRARequest(f"policy-v{version}", version + 1, str(adapter_dir))
+        # lora_int_id must be unique per adapter content and > 0: the version (0 is the base model).
+        self.lora = (
+            None
+            if version == 0
+            else LoRARequest(adapter_name(version), version, str(self.adapters.save(model, version)))
+        )
+        self.adapters.prune(version)
         self.version = version
 
     def sample(self, prompts: Sequence[str], group_size: int, settings: SamplingSettings) -> list[Completion]:

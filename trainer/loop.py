@@ -32,9 +32,10 @@ from bus.client import BusClient
 from bus.config import HpcrlConfig
 from bus.schema import Archived, Result, Role, StageChange, TrainerStep, Verdict
 from trainer import checkpoint, metrics, steplog
+from trainer.backends import backend_for
 from trainer.config import TrainerConfig
 from trainer.distributed import Placement, Ranks, Update, device_of
-from trainer.generation import Backend, Completion, HFBackend, VLLMBackend, extract_code, render_prompt
+from trainer.generation import Backend, Completion, HFBackend, extract_code, render_prompt
 from trainer.grpo import advantages, optimizer_for, scheduler_for
 from trainer.policy import load_policy
 from trainer.prompts import build_prompt, load_problem_text
@@ -134,12 +135,12 @@ class Learner:
             checkpoint.load_optimizer(resume, optimizer, scheduler)
         if not placement.is_main:
             torch.manual_seed(config.loop.seed + placement.rank)
-        backend: Backend = (
-            HFBackend(model, tokenizer, config.loop.generation_chunk_sequences)
-            if config.loop.backend == "hf"
-            else VLLMBackend(config.policy.model_dir, config.policy.lora_rank)
-        )
         # Only the hf backend samples on every rank; a vLLM engine or server is rank 0's alone.
+        backend: Backend = (
+            backend_for(config, model, tokenizer, Path(config.loop.run_dir).expanduser())
+            if placement.is_main
+            else HFBackend(model, tokenizer, config.loop.generation_chunk_sequences)
+        )
         ranks = Ranks(placement, model, backend, optimizer, scheduler, config.grpo, device, config.loop.backend == "hf")
         return cls(model, tokenizer, optimizer, scheduler, backend, ranks)
 
@@ -175,7 +176,8 @@ class Trainer:
             self.state = checkpoint.load_state(resume)
             checkpoint.load_rng(resume)
             log.info("event=resumed checkpoint=%s step=%d", resume, self.state.step)
-        self.backend.load_policy(resume / "adapter" if resume else None, self.state.policy_version)
+        # A resumed model holds its checkpoint's adapter: the backend serves that version from the start.
+        self.backend.load_policy(self.model, self.state.policy_version)
         self.problem = load_problem_text(config.loop.problem)
         self.client = BusClient(
             hpcrl.bus,
@@ -231,7 +233,7 @@ class Trainer:
         times.update_s = time.monotonic() - started
         self.state.step = number
         self.state.policy_version += 1 if update else 0
-        self.backend.load_policy(None, self.state.policy_version)
+        self.backend.load_policy(self.model, self.state.policy_version)
         # 7. Log, publish, checkpoint.
         self._log(batch, outcomes, rewards, asdict(stats), update, times)
         if number % self.config.loop.checkpoint_every == 0:

@@ -39,6 +39,10 @@ for _verdict in sorted(VERDICTS):
     SAMPLES.labels(_verdict)
 STEP_NUMBER = Gauge("hpcrl_trainer_step", "The step last completed.")
 PENDING = Gauge("hpcrl_trainer_pending_candidates", "Candidates of the current step submitted and not yet back.")
+VLLM_SERVER_RETRIES = Counter(
+    "hpcrl_trainer_vllm_server_retries_total",
+    "Requests to the vLLM server tried again after a refused connection, a timeout or HTTP 408/429/5xx.",
+)
 
 
 def observe(record: dict[str, Any]) -> None:
