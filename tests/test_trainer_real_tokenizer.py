@@ -21,7 +21,7 @@ IM_END, ENDOFTEXT = 151645, 151643
 """Qwen's `<|im_end|>` (EOS of its chat models) and `<|endoftext|>` (its padding)."""
 PROMPTS = ("write dgemm", "Write a C function dgemm(n, a, b, c) that adds a times b to c, row-major, n by n.")
 """Of different lengths, so the batch's shorter prompt is left-padded."""
-GROUP_SIZE = 6
+GROUP_SIZE = 4
 MAX_NEW_TOKENS = 12
 TEMPERATURE = 0.8
 ROUTE_BIAS = 0.5
@@ -71,6 +71,12 @@ def edited_copy(source: Path, out: Path, token: int, boost: float) -> Path:
 
 
 @pytest.fixture(scope="module")
+def policy(qwen_model: Path) -> tuple[Any, Any]:
+    """load_policy on the random Qwen2 as saved (one tokenizer load, seconds, for the module)."""
+    return load_policy(PolicyConfig(model_dir=str(qwen_model), lora_rank=4, lora_alpha=8))
+
+
+@pytest.fixture(scope="module")
 def stopping_policy(qwen_model: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
     """load_policy on a saved random Qwen2 that samples <|im_end|> about one token in six."""
     model_dir = edited_copy(qwen_model, tmp_path_factory.mktemp("qwen-stops"), IM_END, STOP_BOOST)
@@ -92,9 +98,9 @@ def test_the_random_model_is_a_plain_model_directory_of_qwens_vocabulary(qwen_mo
 
 
 def test_load_policy_keeps_qwens_padding_and_eos_and_prompts_render_through_its_chat_template(
-    qwen_model: Path,
+    policy: tuple[Any, Any],
 ) -> None:
-    _, tokenizer = load_policy(PolicyConfig(model_dir=str(qwen_model), lora_rank=4, lora_alpha=8))
+    _, tokenizer = policy
     assert len(tokenizer) == 151_669
     assert (tokenizer.eos_token, tokenizer.eos_token_id) == ("<|im_end|>", IM_END)
     assert (tokenizer.pad_token, tokenizer.pad_token_id) == ("<|endoftext|>", ENDOFTEXT), "not replaced by EOS"
@@ -166,8 +172,8 @@ def test_a_sampled_endoftext_is_part_of_the_completion_not_padding(
     assert len(sample.behaviour_logprobs) == 4
 
 
-def test_code_comes_back_out_of_a_completion_the_real_tokenizer_decodes(qwen_model: Path) -> None:
-    _, tokenizer = load_policy(PolicyConfig(model_dir=str(qwen_model), lora_rank=4, lora_alpha=8))
+def test_code_comes_back_out_of_a_completion_the_real_tokenizer_decodes(policy: tuple[Any, Any]) -> None:
+    _, tokenizer = policy
     code = (
         "#include <stddef.h>\n"
         "// C = C + A*B, row-major, n by n (ü: not ASCII)\n"
