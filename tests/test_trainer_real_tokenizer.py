@@ -13,7 +13,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from trainer.generation import Completion, HFBackend, SamplingSettings, extract_code, render_prompt
-from trainer.grpo import collate, token_log_probs
+from trainer.grpo import GRPOBatch, collate, token_log_probs
 from trainer.policy import PolicyConfig, load_policy
 from trainer.random_model import QWEN25_VOCAB_SIZE, TOKENIZER_FILES
 
@@ -91,6 +91,18 @@ def samples(stopping_policy: tuple[Any, Any]) -> list[Completion]:
     return HFBackend(model, tokenizer).sample([render_prompt(tokenizer, p) for p in PROMPTS], GROUP_SIZE, settings)
 
 
+@pytest.fixture(scope="module")
+def batch(samples: list[Completion]) -> GRPOBatch:
+    """The samples as the update takes them: prompts left-padded, completions right-padded."""
+    return collate(
+        [s.prompt_ids for s in samples],
+        [s.completion_ids for s in samples],
+        [s.behaviour_logprobs for s in samples],
+        [0.0] * len(samples),
+        ENDOFTEXT,
+    )
+
+
 def test_the_random_model_is_a_plain_model_directory_of_qwens_vocabulary(qwen_model: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(qwen_model)
     assert model.config.vocab_size == QWEN25_VOCAB_SIZE and model.config.model_type == "qwen2"
@@ -122,15 +134,8 @@ def test_a_sample_stops_at_im_end_and_nothing_after_it_counts(samples: list[Comp
 
 
 def test_collate_masks_exactly_the_completion_tokens_of_samples_of_different_lengths(
-    samples: list[Completion],
+    samples: list[Completion], batch: GRPOBatch
 ) -> None:
-    batch = collate(
-        [s.prompt_ids for s in samples],
-        [s.completion_ids for s in samples],
-        [s.behaviour_logprobs for s in samples],
-        [0.0] * len(samples),
-        ENDOFTEXT,
-    )
     for row, sample in enumerate(samples):
         completion = batch.completion_mask[row].bool()
         assert batch.input_ids[row][completion].tolist() == list(sample.completion_ids)
@@ -140,17 +145,10 @@ def test_collate_masks_exactly_the_completion_tokens_of_samples_of_different_len
 
 
 def test_behaviour_log_probs_equal_the_updates_on_a_left_padded_batch(
-    stopping_policy: tuple[Any, Any], samples: list[Completion]
+    stopping_policy: tuple[Any, Any], samples: list[Completion], batch: GRPOBatch
 ) -> None:
     model, _ = stopping_policy
     assert len({len(s.prompt_ids) for s in samples}) == 2, "the shorter prompt must be left-padded"
-    batch = collate(
-        [s.prompt_ids for s in samples],
-        [s.completion_ids for s in samples],
-        [s.behaviour_logprobs for s in samples],
-        [0.0] * len(samples),
-        ENDOFTEXT,
-    )
     with torch.no_grad():
         logp = token_log_probs(model, batch.input_ids, batch.attention_mask, batch.completion_mask, TEMPERATURE)
     completion = batch.completion_mask.bool()

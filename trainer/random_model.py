@@ -39,7 +39,10 @@ def qwen_tokenizer_dir() -> Path:
     named = os.environ.get(TOKENIZER_ENV)
     if named:
         if not _holds_tokenizer(Path(named)):
-            raise FileNotFoundError(f"{TOKENIZER_ENV}={named} holds no {' and '.join(TOKENIZER_FILES)}")
+            raise FileNotFoundError(
+                f"{TOKENIZER_ENV}={named} holds no {' and '.join(TOKENIZER_FILES)}: point it at a directory that "
+                "does, or unset it to use the one `./quickstart setup` installs"
+            )
         return Path(named)
     for cache in (REPO_TOKENIZER_CACHE, USER_TOKENIZER_CACHE):
         if _holds_tokenizer(cache / "models"):
