@@ -47,6 +47,7 @@ SUBCOMMANDS: CommandTable = {
     "techniques": ("archive.techniques", "main", "print the optimisation techniques detected in a C file"),
     "train": ("trainer.cli", "train", "train a policy with online GRPO on measured GFLOPS (resumes from checkpoints)"),
     "tiny-model": ("trainer.tiny_model", "main", "build a small local policy model (tokenizer, Qwen2, supervised)"),
+    "qwen-tokenizer": ("ops.qwen_tokenizer", "main", "install Qwen's real tokenizer (no weights) for the tests"),
     "train-report": ("trainer.report", "main", "summarise and plot a training run (GFLOPS of first vs last steps)"),
     "test-worker": ("bus.test_worker", "main", "a stand-in worker that runs nothing (for bus tests and load tests)"),
     "perf": ("ops.perf", "main", "measure performance figures and print them as JSON"),

