@@ -13,7 +13,8 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from trainer.generation import Completion, HFBackend, SamplingSettings, extract_code, render_prompt
-from trainer.grpo import GRPOBatch, collate, token_log_probs
+from trainer.grpo import GRPOBatch, collate
+from trainer.logprobs import token_log_probs
 from trainer.policy import PolicyConfig, load_policy
 from trainer.random_model import QWEN25_VOCAB_SIZE, TOKENIZER_FILES
 
