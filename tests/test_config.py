@@ -207,4 +207,4 @@ def test_the_readme_configuration_example_is_valid_for_every_process(tmp_path: P
     section(ArchiveConfig, data, "archive", env={})
     section(BencherConfig, data, "bencher", env={})
     trainer = load_trainer_config(str(path), env={})
-    assert trainer.loop.backend == "vllm" and trainer.grpo.group_size == 8
+    assert trainer.loop.backend == "vllm_server" and trainer.grpo.group_size == 8 and trainer.grpo.micro_batch_size == 4

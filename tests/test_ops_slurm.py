@@ -245,6 +245,7 @@ def test_launch_run_dry_run_prints_sbatch_commands_that_sbatch_accepts(
     common += ["--log-dir", str(tmp_path / "logs"), "--hpcrl", str(HPCRL_BIN), "--dry-run"]
     array = launch(*common, "--trainer-time", "1:00:00", "--", "--steps", "3", env=env)
     tasks = launch(*common, "--bencher-mode", "tasks", "--trainer-gres", "none", env=env)
+    ranked = launch(*common, "--trainer-nodes", "2", "--trainer-ranks-per-node", "4", env=env)
     served = launch(*common, "--server-gpus", "1", "--server-model", str(tmp_path / "model"), "--server-cpus", "1",
                     "--server-time", "2:00:00", env=env)  # fmt: skip
     assert array.returncode == 0 and tasks.returncode == 0 and served.returncode == 0, array.stderr + tasks.stderr
@@ -258,6 +259,9 @@ def test_launch_run_dry_run_prints_sbatch_commands_that_sbatch_accepts(
     tasks_lines = [line for line in tasks.stdout.splitlines() if "sbatch" in line]
     assert "--ntasks=2" in tasks_lines[0] and "--array" not in tasks_lines[0]
     assert "--dependency=after:${bencher_job%%;*} " in tasks_lines[1] and "--gres=none" in tasks_lines[1]
+    assert ranked.returncode == 0, ranked.stderr
+    trainer_line = next(line for line in ranked.stdout.splitlines() if "trainer.sbatch" in line)
+    assert "--nodes=2 --ntasks-per-node=4" in trainer_line and "--gres=gpu:4" in trainer_line, trainer_line
     served_lines = [line for line in served.stdout.splitlines() if "sbatch" in line]
     url_file = tmp_path / "logs" / "hpcrl-hpcrl-vllm-server.url"
     assert (

@@ -10,26 +10,18 @@ import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers import PreTrainedTokenizerFast
 
+from tests.test_trainer_grpo import VOCAB
+from tests.test_trainer_grpo import tiny_model as small_qwen2
 from trainer.generation import HFBackend, SamplingSettings
 from trainer.grpo import GRPOBatch, GRPOConfig, LossAggregation, collate, update_step
 from trainer.logprobs import token_log_probs
 from trainer.policy import PolicyConfig, load_policy
 
-VOCAB = 96
 PROMPTS = [[3, 4, 5, 6], [7, 8], [3, 4, 5, 6], [9, 10, 11], [7, 8], [12, 13, 14, 15, 16]]
-COMPLETIONS = [[20, 21, 22, 1], [30, 31, 1], [40, 41, 42, 43, 44, 1], [50, 1], [60, 61, 62, 1], [70, 71, 72, 73, 1]]
+COMPLETIONS = [[20, 21, 22, 1], [30, 31, 1], [40, 41, 42, 43, 44, 1], [50, 1], [60, 61, 62, 1], [55, 56, 57, 58, 1]]
 ADVANTAGES = [1.2, -0.4, 0.7, -1.5, 0.3, -0.3]
-
-
-def small_qwen2(seed: int = 0) -> Qwen2ForCausalLM:
-    torch.manual_seed(seed)
-    config = Qwen2Config(
-        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=64, pad_token_id=0, eos_token_id=1,
-    )  # fmt: skip
-    return Qwen2ForCausalLM(config)
 
 
 def lora_policy() -> torch.nn.Module:

@@ -111,14 +111,15 @@ class DDPReplicas:
         self.world_size = dist.get_world_size()
         self.device = device
         # broadcast_buffers off: the model's buffers (rotary tables) never change, and every rank loaded them.
-        self.scorer = DistributedDataParallel(
+        self.ddp = DistributedDataParallel(
             PolicyLogProbs(model, config.temperature, config.logprob_chunk_tokens),
             device_ids=[device.index] if device.type == "cuda" else None,
             broadcast_buffers=False,
         )
+        self.scorer: torch.nn.Module = self.ddp
 
     def no_sync(self) -> contextlib.AbstractContextManager[None]:
-        return self.scorer.no_sync()
+        return self.ddp.no_sync()
 
     def sum(self, values: torch.Tensor) -> torch.Tensor:
         return self._all_reduce(values, dist.ReduceOp.SUM)
@@ -240,8 +241,10 @@ class Ranks:
         if command.rows:
             world, rank = self.placement.world_size, self.placement.rank
             shard = command.rows[rank::world]
-            columns = [list(column) for column in zip(*shard, strict=True)]
-            batch = collate(*columns, command.pad_token_id).to(self.device) if shard else None
+            batch = None  # fewer rows than ranks: this one joins the update with nothing of its own
+            if shard:
+                prompts, completions, behaviour, advantages = zip(*shard, strict=True)
+                batch = collate(prompts, completions, behaviour, advantages, command.pad_token_id).to(self.device)
             self.model.train()
             metrics = update_step(self.model, self.optimizer, batch, self.config, self.replicas)
         self.scheduler.step()

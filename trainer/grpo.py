@@ -572,7 +572,7 @@ def _join_with_zero_gradient(scorer: torch.nn.Module, model: torch.nn.Module) ->
     device = next(model.parameters()).device
     tokens = torch.zeros((1, 2), dtype=torch.long, device=device)
     logp = scorer(tokens, torch.ones_like(tokens), torch.tensor([[0, 1]], device=device))  # (1, 2)
-    (logp.sum() * 0.0).backward()  # type: ignore[no-untyped-call]
+    (logp.sum() * 0.0).backward()
 
 
 def _summed_over_ranks(sums: LossSums, replicas: Replicas) -> LossSums:

@@ -28,7 +28,8 @@ model's activations and large enough to keep the head's matmul efficient."""
 def causal_lm_parts(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
     """(backbone, head) of a Hugging Face causal LM, under a peft wrapper or not: the backbone maps token
     ids to the last hidden state (B, T, H); the head maps hidden states to logits."""
-    lm: Any = model.get_base_model() if hasattr(model, "get_base_model") else model
+    unwrap = getattr(model, "get_base_model", None)  # peft's wrapper around the Hugging Face model
+    lm: Any = unwrap() if unwrap is not None else model
     prefix = getattr(lm, "base_model_prefix", "")
     backbone = getattr(lm, prefix, None) if prefix else None
     head = lm.get_output_embeddings() if hasattr(lm, "get_output_embeddings") else None
@@ -87,7 +88,8 @@ def _picked_log_softmax(
     head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, temperature: float
 ) -> torch.Tensor:
     logits = head(hidden).float() / temperature  # (n, V)
-    return logits.gather(-1, targets[:, None])[:, 0] - torch.logsumexp(logits, dim=-1)  # (n,)
+    picked: torch.Tensor = logits.gather(-1, targets[:, None])[:, 0] - torch.logsumexp(logits, dim=-1)  # (n,)
+    return picked
 
 
 class PolicyLogProbs(torch.nn.Module):

@@ -36,7 +36,7 @@ from trainer.backends import backend_for
 from trainer.config import TrainerConfig
 from trainer.distributed import Placement, Ranks, Update, device_of
 from trainer.generation import Backend, Completion, HFBackend, extract_code, render_prompt
-from trainer.grpo import advantages, optimizer_for, scheduler_for
+from trainer.grpo import AdvantageStats, advantages, optimizer_for, scheduler_for
 from trainer.policy import load_policy
 from trainer.prompts import build_prompt, load_problem_text
 from trainer.rewards import LOST, NO_CODE, Outcome, group_rewards
@@ -235,7 +235,7 @@ class Trainer:
         self.state.policy_version += 1 if update else 0
         self.backend.load_policy(self.model, self.state.policy_version)
         # 7. Log, publish, checkpoint.
-        self._log(batch, outcomes, rewards, asdict(stats), update, times)
+        self._log(batch, outcomes, rewards, stats, update, times)
         if number % self.config.loop.checkpoint_every == 0:
             self._checkpoint(next_batch)
         return next_batch
@@ -350,7 +350,7 @@ class Trainer:
         batch: Batch,
         outcomes: list[Outcome],
         rewards: list[list[float | None]],
-        stats: dict[str, Any],
+        stats: AdvantageStats,
         update: dict[str, float],
         times: StepTimes,
     ) -> None:
@@ -369,60 +369,58 @@ class Trainer:
         bencher_seconds = max(1, self.client.workers_alive) * step_s
         # Entropy of the sampling distribution per token, estimated by the sampled tokens' -log p.
         logprobs = [lp for s in batch.samples for lp in s.completion.behaviour_logprobs]
-        record = {
-            "step": batch.step,
-            "policy_version": self.state.policy_version,
-            "stage": batch.stage,
-            "gflops_mean": statistics.fmean(gflops) if gflops else 0.0,
-            "gflops_max": max(gflops, default=0.0),
-            "verdicts": verdicts,
-            "completion_length_mean": statistics.fmean(lengths) if lengths else 0.0,
-            "tokens_per_s": sum(lengths) / batch.generate_s if batch.generate_s else 0.0,
-            "generate_s": times.generate_s,
-            "wait_s": times.wait_s,
-            "update_s": times.update_s,
-            "step_s": step_s,
-            "idle_ratio": times.wait_s / step_s if step_s else 0.0,
-            "bencher_idle_ratio": min(1.0, max(0.0, 1 - bencher_busy_s / bencher_seconds)) if step_s else 0.0,
-            "entropy": -statistics.fmean(logprobs) if logprobs else 0.0,
-            "lost": verdicts.get(LOST, 0),
-            # Which program each sample is (a short digest of its code): a policy collapsing onto one program
-            # shows here however its reward looks (the demo fails on it).
-            "programs": [hashlib.sha256((s.code or "").encode()).hexdigest()[:12] for s in batch.samples],
-            "staleness": times.staleness,
-            "lr": self.optimizer.param_groups[0]["lr"],
-            **{k: v for k, v in stats.items() if isinstance(v, int | float)},
-            **update,
-        }
+        record = steplog.StepRecord(
+            step=batch.step,
+            policy_version=self.state.policy_version,
+            stage=batch.stage,
+            verdicts=verdicts,
+            programs=[hashlib.sha256((s.code or "").encode()).hexdigest()[:12] for s in batch.samples],
+            advantage=stats,
+            update=update,
+            gflops_mean=statistics.fmean(gflops) if gflops else 0.0,
+            gflops_max=max(gflops, default=0.0),
+            completion_length_mean=statistics.fmean(lengths) if lengths else 0.0,
+            tokens_per_s=sum(lengths) / batch.generate_s if batch.generate_s else 0.0,
+            generate_s=times.generate_s,
+            wait_s=times.wait_s,
+            update_s=times.update_s,
+            step_s=step_s,
+            idle_ratio=times.wait_s / step_s if step_s else 0.0,
+            bencher_idle_ratio=min(1.0, max(0.0, 1 - bencher_busy_s / bencher_seconds)) if step_s else 0.0,
+            entropy=-statistics.fmean(logprobs) if logprobs else 0.0,
+            lost=verdicts.get(LOST, 0),
+            staleness=times.staleness,
+            lr=self.optimizer.param_groups[0]["lr"],
+        )
         steplog.append(self.log_file, record)
         metrics.observe(record)
         self.client.publish(
             TrainerStep,
             run=self.config.loop.run,
-            step=batch.step,
-            policy_version=self.state.policy_version,
-            reward_mean=record["reward_mean"],
-            reward_std=record["reward_std"],
-            reward_max=record["reward_max"],
-            gflops_mean=record["gflops_mean"],
-            gflops_max=record["gflops_max"],
-            loss=float(update.get("loss", 0.0)),
-            kl=float(update.get("kl", 0.0)),
-            step_s=step_s,
-            verdicts=verdicts,
-            stage=batch.stage,
-            idle_ratio=record["idle_ratio"],
-            bencher_idle_ratio=record["bencher_idle_ratio"],
+            step=record.step,
+            policy_version=record.policy_version,
+            reward_mean=stats.reward_mean,
+            reward_std=stats.reward_std,
+            reward_max=stats.reward_max,
+            gflops_mean=record.gflops_mean,
+            gflops_max=record.gflops_max,
+            loss=update.get("loss", 0.0),
+            kl=update.get("kl", 0.0),
+            step_s=record.step_s,
+            verdicts=record.verdicts,
+            stage=record.stage,
+            idle_ratio=record.idle_ratio,
+            bencher_idle_ratio=record.bencher_idle_ratio,
         )
         log.info(
             "event=step step=%d stage=%d reward_mean=%.3f gflops_mean=%.3f gflops_max=%.3f verdicts=%s step_s=%.2f",
-            batch.step,
-            batch.stage,
-            record["reward_mean"],
-            record["gflops_mean"],
-            record["gflops_max"],
-            verdicts,
-            step_s,
+            record.step,
+            record.stage,
+            stats.reward_mean,
+            record.gflops_mean,
+            record.gflops_max,
+            record.verdicts,
+            record.step_s,
         )
 
     def _checkpoint(self, ahead: Batch | None) -> None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prometheus_client import Counter, Gauge
 
 from trainer.rewards import VERDICTS
+from trainer.steplog import StepRecord
 
 STEP_FIGURES = {
     "reward_mean": "Mean reward of the step's scored samples.",
@@ -45,12 +44,12 @@ VLLM_SERVER_RETRIES = Counter(
 )
 
 
-def observe(record: dict[str, Any]) -> None:
+def observe(record: StepRecord) -> None:
     STEPS.inc()
-    STEP_NUMBER.set(record["step"])
+    STEP_NUMBER.set(record.step)
+    figures = record.figures()
     for name, gauge in GAUGES.items():
-        value = record.get(name)
-        if isinstance(value, int | float):
-            gauge.set(value)
-    for verdict, count in record.get("verdicts", {}).items():
+        if name in figures:  # the update's figures are missing from a step without an update
+            gauge.set(figures[name])
+    for verdict, count in record.verdicts.items():
         SAMPLES.labels(verdict).inc(count)

@@ -69,7 +69,7 @@ def load_policy(
     if config.gradient_checkpointing:
         # Non-reentrant: the frozen base's inputs need no requires_grad trick for the adapter's gradients
         # to flow through a recomputed layer, and it composes with DistributedDataParallel.
-        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})  # type: ignore[no-untyped-call]
     if adapter_dir is not None:
         model = PeftModel.from_pretrained(base, adapter_dir, is_trainable=True)
     else:
