@@ -411,4 +411,6 @@ def test_a_two_rank_trainer_job_trains_on_real_measurements_and_resumes_after_ki
     records = read_log(run_dir)
     assert [r["step"] for r in records] == [1, 2, 3], "a step logged twice or lost across the kill"
     assert all(sum(r["verdicts"].values()) == 8 for r in records), [r["verdicts"] for r in records]
+    # Rank 1's samples carry the policy version they were drawn from, as rank 0's do.
+    assert all(r["staleness"] <= 1 for r in records), [(r["policy_version"], r["staleness"]) for r in records]
     assert "event=resumed" in again_log.read_text()

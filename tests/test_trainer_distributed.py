@@ -4,9 +4,15 @@ torchrun's or srun's environment."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+from ops.processes import free_port
+from tests.conftest import REPO
 from trainer.ddp_check import ddp_agreement
 from trainer.distributed import DEFAULT_MASTER_PORT, Placement
 
@@ -23,6 +29,23 @@ def test_a_rank_without_rows_joins_the_update_and_adds_nothing(tiny_model: Path)
     agreement = ddp_agreement(tiny_model, world_size=2, rows=1, dtypes=("float64",))
     assert agreement.change_float64 <= 1e-9, agreement
     assert math.isnan(agreement.weights_float32)
+
+
+def test_groups_are_sampled_across_ranks_and_gathered_in_order_with_rank_0s_policy_version(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "sampled.json"
+    rank_script = Path(__file__).with_name("ddp_sample_rank.py")
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-addr=127.0.0.1",
+               f"--master-port={free_port()}", str(rank_script), str(tiny_model), str(out)]  # fmt: skip
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    rows = json.loads(out.read_text())
+    # Groups 0 and 2 on rank 0, group 1 on rank 1: gathered back in group order, each its own prompt.
+    assert [row["group"] for row in rows] == [0, 0, 1, 1, 2, 2]
+    assert all(row["prompt_matches"] for row in rows), rows
+    assert {row["version"] for row in rows} == {5}, "a follower's samples must carry rank 0's policy version"
 
 
 def test_ranks_are_placed_from_torchrun_then_srun_then_alone() -> None:

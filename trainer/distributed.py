@@ -142,6 +142,8 @@ class Sample:
     """One rendered prompt per group of the step."""
     group_size: int
     settings: SamplingSettings
+    policy_version: int
+    """The version every rank's (identical) policy is at: each completion records it."""
 
 
 @dataclass(frozen=True)
@@ -185,11 +187,13 @@ class Ranks:
         """Whether every rank samples (the hf backend) or rank 0's backend alone (a vLLM engine or server)."""
         self.replicas = DDPReplicas(model, config, device) if placement.world_size > 1 else None
 
-    def sample(self, prompts: list[str], group_size: int, settings: SamplingSettings) -> list[Completion]:
+    def sample(
+        self, prompts: list[str], group_size: int, settings: SamplingSettings, policy_version: int
+    ) -> list[Completion]:
         """`group_size` completions of every prompt, in prompt order, sampled across the ranks."""
         if not self.shard_sampling:
             return self.backend.sample(prompts, group_size, settings)
-        command = Sample(prompts, group_size, settings)
+        command = Sample(prompts, group_size, settings, policy_version)
         self._broadcast(command)
         return self._sample(command)
 
@@ -225,6 +229,7 @@ class Ranks:
     def _sample(self, command: Sample) -> list[Completion]:
         world, rank = self.placement.world_size, self.placement.rank
         groups = list(range(rank, len(command.prompts), world))
+        self.backend.load_policy(self.model, command.policy_version)
         local = self.backend.sample([command.prompts[g] for g in groups], command.group_size, command.settings)
         # The backend numbers groups 0.. in the order given: back to the step's numbering.
         mine = [dataclasses.replace(c, group=groups[c.group]) for c in local]

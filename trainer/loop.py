@@ -269,7 +269,10 @@ class Trainer:
         prompt = render_prompt(self.tokenizer, build_prompt(self.problem, view["techniques"] if view else None))
         started = time.monotonic()
         completions = self.ranks.sample(
-            [prompt] * self.config.loop.prompts_per_step, self.config.grpo.group_size, self.config.sampling
+            [prompt] * self.config.loop.prompts_per_step,
+            self.config.grpo.group_size,
+            self.config.sampling,
+            self.state.policy_version,
         )
         generate_s = time.monotonic() - started
         samples = []
