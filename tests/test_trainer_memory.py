@@ -162,3 +162,31 @@ def test_the_hf_backend_generates_in_chunks_of_at_most_the_configured_sequences(
     assert calls == [4, 4, 2]
     assert [c.group for c in completions] == [0] * 5 + [1] * 5
     assert [c.prompt_ids for c in completions] == [(3, 4, 5)] * 5 + [(6,)] * 5
+
+
+def test_behaviour_log_probs_are_those_of_the_processed_distribution_without_keeping_every_steps_scores(
+    model_dir: Path,
+) -> None:
+    """Tempered and top-p cut: the same draw as transformers' own sampler (same seed, same tokens), and each
+    token's log-prob under its processed scores, which the backend never asks generate to keep."""
+    model, _ = load_policy(PolicyConfig(model_dir=str(model_dir), device="cpu"))
+    tokenizer = word_tokenizer()
+    settings = SamplingSettings(max_new_tokens=6, temperature=0.7, top_p=0.8)
+    generate = model.generate
+    asked: list[dict[str, object]] = []
+    model.generate = lambda **kwargs: asked.append(kwargs) or generate(**kwargs)  # type: ignore[method-assign]
+    torch.manual_seed(5)
+    ours = HFBackend(model, tokenizer).sample(["w1 w2 w3"], group_size=3, settings=settings)
+    assert not any(kwargs.get("output_scores") for kwargs in asked), "every step's (rows, V) scores kept"
+
+    torch.manual_seed(5)
+    reference = generate(
+        **tokenizer(["w1 w2 w3"] * 3, return_tensors="pt"), do_sample=True, temperature=0.7, top_p=0.8, top_k=0,
+        max_new_tokens=6, output_scores=True, return_dict_in_generate=True, pad_token_id=0, eos_token_id=1,
+    )  # fmt: skip
+    for row, completion in enumerate(ours):
+        drawn = reference.sequences[row, 3 : 3 + len(completion.completion_ids)]
+        assert tuple(drawn.tolist()) == completion.completion_ids
+        steps = reference.scores[: len(drawn)]
+        expected = torch.stack([torch.log_softmax(s[row].float(), -1)[t] for s, t in zip(steps, drawn, strict=True)])
+        torch.testing.assert_close(torch.tensor(completion.behaviour_logprobs), expected, atol=1e-5, rtol=0)

@@ -124,20 +124,30 @@ class HFBackend:
         tokenizer.padding_side = "left"  # generation continues every row at its last column
         batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         batch = batch.to(self.model.device)
-        output = self.model.generate(
-            **batch,
+        from transformers import GenerationConfig, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+
+        # The whole sampling distribution is ours: the model's generation_config.json (Qwen's sets top_k,
+        # top_p, temperature and a repetition penalty) must not change what the update's log-probs describe.
+        config = GenerationConfig(  # type: ignore[no-untyped-call]
             do_sample=True,
-            temperature=settings.temperature,
-            top_p=settings.top_p,
+            temperature=1.0,  # applied by our own processors below, so the recorder comes after them
+            top_p=1.0,
             top_k=0,
             max_new_tokens=settings.max_new_tokens,
-            output_scores=True,
-            return_dict_in_generate=True,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
         )
+        recorder = _SampledLogProbs()
+        processors = LogitsProcessorList(
+            ([TemperatureLogitsWarper(settings.temperature)] if settings.temperature != 1.0 else [])
+            + ([TopPLogitsWarper(settings.top_p)] if settings.top_p < 1.0 else [])
+            + [recorder]
+        )
+        output = self.model.generate(
+            **batch, generation_config=config, logits_processor=processors, return_dict_in_generate=True
+        )
         prompt_width = batch["input_ids"].shape[1]
-        scores = _sampled_log_probs(output.scores, output.sequences[:, prompt_width:])  # (rows, T_new)
+        scores = recorder.finish(output.sequences[:, prompt_width:])  # (rows, T_new)
         completions = []
         for row, group in enumerate(groups):
             prompt_ids = [
@@ -152,20 +162,43 @@ class HFBackend:
         return completions
 
 
-def _sampled_log_probs(scores: Sequence[torch.Tensor], tokens: torch.Tensor) -> torch.Tensor:
-    """(B, T) log-prob of each sampled token under the processed (tempered, top-p) distribution of its step;
-    `scores` holds T (B, V) processed logits, `tokens` is (B, T).
+class _SampledLogProbs:
+    """The last logits processor of a `generate` call: it sees each step's processed (tempered, top-p)
+    scores, and with the next step's input (or, for the last step, the output) the token drawn from them,
+    and keeps that token's log-prob only. One (rows, V) tensor stays alive, not one per generated token
+    (`output_scores` would hold rows x T x V floats: 40 GB for 64 Qwen samples of 1,024 tokens).
 
     Computed as `trainer.logprobs.token_log_probs` computes the update's (picked logit - logsumexp), so the two
     agree to float rounding. On a CPU with Qwen's 151,936 logits, `log_softmax` is off by about 4e-5, and
     `compute_transition_scores(normalize_logits=True)`, which normalises across a strided (V, T) layout,
     by up to 1e-3 wherever one token dominates (measured with torch 2.13)."""
-    columns = []
-    for step, step_logits in enumerate(scores):
-        logits = step_logits.float()  # (B, V)
-        picked = logits.gather(1, tokens[:, step, None])  # (B, 1)
-        columns.append(picked - torch.logsumexp(logits, dim=-1, keepdim=True))
-    return torch.cat(columns, dim=1)
+
+    def __init__(self) -> None:
+        self.pending: torch.Tensor | None = None
+        """(rows, V) processed scores of the step whose token is not yet known."""
+        self.columns: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if self.pending is not None:
+            self._take(input_ids[:, -1])  # the token drawn from the pending step's scores
+        self.pending = scores.float()
+        return scores
+
+    def finish(self, generated: torch.Tensor) -> torch.Tensor:
+        """(rows, T) log-probs of the `generated` (rows, T) tokens."""
+        if self.pending is not None:
+            self._take(generated[:, -1])
+        if len(self.columns) != generated.shape[1]:
+            raise RuntimeError(f"{len(self.columns)} scored steps for {generated.shape[1]} generated tokens")
+        if not self.columns:
+            return torch.zeros(generated.shape, dtype=torch.float32)
+        return torch.stack(self.columns, dim=1)
+
+    def _take(self, tokens: torch.Tensor) -> None:
+        assert self.pending is not None
+        picked = self.pending.gather(1, tokens[:, None])[:, 0]  # (rows,)
+        self.columns.append(picked - torch.logsumexp(self.pending, dim=-1))
+        self.pending = None
 
 
 def _completion_length(ids: list[int], eos: int | None) -> int:
