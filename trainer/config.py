@@ -52,10 +52,8 @@ class LoopConfig:
     """Generation backend: `hf` (transformers generate on the training model), `vllm` (a vLLM engine
     beside it on the training GPU, `[vllm]`) or `vllm_server` (a vLLM server on GPUs of its own, `[vllm_server]`)."""
     generation_chunk_sequences: int = 64
-    """hf backend: sequences per `generate` call; a step's prompts_per_step x group_size samples are
-    generated in chunks of this many. A chunk holds its KV cache and, for the behaviour log-probs, the
-    processed logits of every generated token: chunk x max_completion_tokens x vocabulary x 4 bytes (64 x
-    1,024 x 151,936 x 4 = 40 GB for Qwen: use 4 or fewer on a GPU, or a vLLM backend)."""
+    """hf backend: sequences per `generate` call (their KV cache, and one step's logits, grow with them); a
+    step's prompts_per_step x group_size samples are generated in chunks of this many."""
     threads: int = 0
     """torch threads on CPU; 0: torch's default."""
     seed: int = 0
