@@ -214,7 +214,12 @@ class Ranks:
                 case Sample():
                     self._sample(command)
                 case Update():
-                    self._update(command)
+                    try:
+                        self._update(command)
+                    except FloatingPointError as error:
+                        # update_step raises it on every rank at once (it checks all-reduced values): rank 0
+                        # ends its run and sends Stop, which this rank must still be here to receive.
+                        log.error("event=update_failed rank=%d error=%s", self.placement.rank, error)
                 case Stop():
                     return
 

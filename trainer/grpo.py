@@ -539,18 +539,20 @@ def update_step(
                 loss, part = grpo_loss(
                     new_logp, mb.old_logp, ref_logp, mb.advantages, mb.completion_mask, config, normalizer
                 )
-                if not torch.isfinite(loss):
-                    optimizer.zero_grad(set_to_none=True)
-                    raise FloatingPointError(
-                        f"GRPO loss is {loss.item()}: look for behaviour log-probs taken at another temperature "
-                        "or from another model, or a diverging policy (lower learning_rate)"
-                    )
+                # A non-finite loss still goes through backward: under data parallelism every rank must join
+                # the same all-reduces, and the summed loss below tells every rank alike (then all raise).
                 (loss * world_size).backward()  # type: ignore[no-untyped-call]
             sums += part
         if not micro_batches:
             _join_with_zero_gradient(scorer, model)
         if replicas is not None:
             sums = _summed_over_ranks(sums, replicas)
+        if not math.isfinite(sums.loss):
+            optimizer.zero_grad(set_to_none=True)
+            raise FloatingPointError(
+                f"GRPO loss is {sums.loss}: look for behaviour log-probs taken at another temperature "
+                "or from another model, or a diverging policy (lower learning_rate)"
+            )
 
         # 3. Clip the gradients, then step (never with a non-finite gradient: the weights stay sound).
         grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
