@@ -1,4 +1,4 @@
-"""One rank of tests/test_review_ddp.py's check, run by torchrun: a loss that is non-finite on rank 0's shard only.
+"""One rank of tests/test_trainer_distributed.py's check, run by torchrun: a loss that is non-finite on rank 0's shard only.
 Rank 0 runs the update as Trainer.run does (the update, then `ranks.stop()` in a finally); every rank writes
 how it ended to <out>.<rank>.json."""
 
