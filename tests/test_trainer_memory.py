@@ -14,9 +14,10 @@ from transformers import PreTrainedTokenizerFast
 
 from tests.test_trainer_grpo import VOCAB
 from tests.test_trainer_grpo import tiny_model as small_qwen2
-from trainer.generation import HFBackend, SamplingSettings
+from trainer.generation import Completion, HFBackend, SamplingSettings
 from trainer.grpo import GRPOBatch, GRPOConfig, LossAggregation, collate, update_step
 from trainer.logprobs import token_log_probs
+from trainer.loop import Batch, Sample, rows_for_update
 from trainer.policy import PolicyConfig, load_policy
 
 PROMPTS = [[3, 4, 5, 6], [7, 8], [3, 4, 5, 6], [9, 10, 11], [7, 8], [12, 13, 14, 15, 16]]
@@ -190,3 +191,34 @@ def test_behaviour_log_probs_are_those_of_the_processed_distribution_without_kee
         steps = reference.scores[: len(drawn)]
         expected = torch.stack([torch.log_softmax(s[row].float(), -1)[t] for s, t in zip(steps, drawn, strict=True)])
         torch.testing.assert_close(torch.tensor(completion.behaviour_logprobs), expected, atol=1e-5, rtol=0)
+
+
+def test_a_micro_batch_without_completion_tokens_still_reaches_the_adapter_with_zeros() -> None:
+    """A row of no completion tokens, alone in its micro-batch: the backward must run (DDP needs every rank's)."""
+    model = lora_policy()
+    batch = collate([[3, 4], [5, 6]], [[7, 8], []], [[-1.0, -2.0], []], [1.0, -1.0], pad_token_id=0)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    metrics = update_step(model, optimizer, batch, GRPOConfig(micro_batch_size=1))
+    assert metrics["micro_batches"] == 2.0
+
+
+@pytest.mark.parametrize(
+    ("fields", "kept"),
+    [
+        ({}, [1.0, -1.0]),
+        ({"beta": 0.1}, [1.0, -1.0, 0.0, 0.0]),
+        ({"loss_aggregation": "constant_normalizer"}, [1.0, -1.0, 0.0, 0.0]),
+    ],
+    ids=["token_mean-drops-ties", "beta-keeps-them-for-the-kl", "constant_normalizer-counts-them"],
+)
+def test_samples_without_signal_join_the_update_only_where_they_change_it(
+    fields: dict[str, object], kept: list[float]
+) -> None:
+    completions = [
+        Completion(group=g, text="", prompt_ids=(1, 2), completion_ids=(3 + i, 4), behaviour_logprobs=(-1.0, -1.0),
+                   policy_version=0)
+        for g in range(2) for i in range(2)
+    ]  # fmt: skip
+    batch = Batch(1, 0, [Sample(c, f"id-{i}", "int x;") for i, c in enumerate(completions)], 0.0)
+    rows = rows_for_update(batch, [[1.0, -1.0], [0.0, 0.0]], GRPOConfig(**fields))  # type: ignore[arg-type]
+    assert [advantage for *_, advantage in rows] == kept

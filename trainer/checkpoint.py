@@ -57,6 +57,7 @@ def save(
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "python_rng": random.getstate(),
         },
         partial / "optimizer.pt",
@@ -103,4 +104,6 @@ def load_rng(checkpoint: Path) -> None:
     (other ranks are seeded by rank; their share of a step regenerated after a restart differs)."""
     saved = torch.load(checkpoint / "optimizer.pt", weights_only=False)
     torch.set_rng_state(saved["torch_rng"])
+    if saved.get("cuda_rng") and torch.cuda.is_available():  # on a GPU, generate draws from the CUDA generator
+        torch.cuda.set_rng_state_all(saved["cuda_rng"])
     random.setstate(saved["python_rng"])

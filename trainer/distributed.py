@@ -110,11 +110,18 @@ class DDPReplicas:
     def __init__(self, model: torch.nn.Module, config: GRPOConfig, device: torch.device) -> None:
         self.world_size = dist.get_world_size()
         self.device = device
-        # broadcast_buffers off: the model's buffers (rotary tables) never change, and every rank loaded them.
+        # DDP's own start-up sync would broadcast every parameter, the frozen base too (28 GB for a 14B model)
+        # though every rank loaded it from the same files: only the adapter goes from rank 0 to the others.
+        # broadcast_buffers off: the buffers (rotary tables) never change, and every rank loaded them.
+        with torch.no_grad():
+            for parameter in model.parameters():
+                if parameter.requires_grad:
+                    dist.broadcast(parameter.data, src=0)
         self.ddp = DistributedDataParallel(
             PolicyLogProbs(model, config.temperature, config.logprob_chunk_tokens),
             device_ids=[device.index] if device.type == "cuda" else None,
             broadcast_buffers=False,
+            init_sync=False,
         )
         self.scorer: torch.nn.Module = self.ddp
 

@@ -71,7 +71,9 @@ def token_log_probs(
                          temperature)
         for start in range(0, targets.numel(), chunk_tokens)
     ]  # fmt: skip
-    picked = torch.cat(pieces) if pieces else hidden.new_zeros(0, dtype=torch.float32)  # (N,)
+    # No completion token at all: an empty slice of the hidden states keeps the result on the autograd graph
+    # (a backward through it must still reach the adapter, with zeros: DDP needs every rank's).
+    picked = torch.cat(pieces) if pieces else picked_hidden.flatten()[:0].float()  # (N,)
     logp = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)  # (B, T)
     return logp.index_put((rows, columns + 1), picked)
 

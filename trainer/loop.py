@@ -9,9 +9,11 @@ One step, top to bottom (`Trainer.step`):
      archive's verdict on each candidate's techniques (outside_stage);
   6. rewards -> group advantages -> GRPO update (mu passes) -> policy version + 1;
   7. log (JSONL, Prometheus, a `trainer.step` event) and checkpoint every few steps.
-A checkpoint is taken between steps, when nothing is in flight, so a restart regenerates the next
-step from the restored RNG (the same candidate ids: the bus answers them from its journal) and no
-reward is counted twice.
+A checkpoint is taken between steps, when nothing is in flight, so no reward is counted twice: the
+batch generated ahead is saved whole and resubmitted under the same ids (the bus answers them from its
+journal), and rank 0 regenerates later steps from its restored RNG. Data-parallel, the other ranks are
+seeded by rank, so their share of a regenerated step is new samples (measured again, counted once).
+With several ranks (trainer/distributed.py), this loop runs on rank 0 and the others `follow` it.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from trainer.backends import backend_for
 from trainer.config import TrainerConfig
 from trainer.distributed import Placement, Ranks, Update, device_of
 from trainer.generation import Backend, Completion, HFBackend, extract_code, render_prompt
-from trainer.grpo import AdvantageStats, advantages, optimizer_for, scheduler_for
+from trainer.grpo import AdvantageStats, GRPOConfig, LossAggregation, advantages, optimizer_for, scheduler_for
 from trainer.policy import load_policy
 from trainer.prompts import build_prompt, load_problem_text
 from trainer.rewards import LOST, NO_CODE, Outcome, group_rewards
@@ -99,6 +101,24 @@ class Batch:
 def _json_of(completion: Completion) -> dict[str, Any]:
     """A completion as JSON holds it (tuples as lists), so a saved batch equals its reloaded record."""
     return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(completion).items()}
+
+
+def rows_for_update(
+    batch: Batch, advantage_rows: list[list[float | None]], grpo: GRPOConfig
+) -> list[tuple[tuple[int, ...], tuple[int, ...], tuple[float, ...], float]]:
+    """(prompt ids, completion ids, behaviour log-probs, advantage) of each sample the update trains on:
+    every rewarded sample with a completion, except that with beta = 0 a sample of advantage 0 is left out
+    under token_mean and sequence_mean (it adds nothing but a share of the normaliser: DAPO's dynamic
+    sampling). With beta > 0 it still carries the KL term, and constant_normalizer divides by every
+    sampled sequence (Dr. GRPO: a normaliser that does not change from batch to batch), so then it stays."""
+    keep_zero = grpo.beta > 0 or grpo.loss_aggregation == LossAggregation.CONSTANT_NORMALIZER
+    rows = []
+    for group, row in zip(batch.groups(), advantage_rows, strict=True):
+        for sample, advantage in zip(group, row, strict=True):
+            c = sample.completion
+            if advantage is not None and (advantage != 0.0 or keep_zero) and c.completion_ids:
+                rows.append((c.prompt_ids, c.completion_ids, c.behaviour_logprobs, advantage))
+    return rows
 
 
 @dataclass
@@ -338,14 +358,9 @@ class Trainer:
         return Outcome.from_result(sample.result, sample.outside_stage)
 
     def _update(self, batch: Batch, advantage_rows: list[list[float | None]]) -> dict[str, float]:
-        """The update on every sample with a non-zero advantage (spread over the ranks), then the schedule's
-        step; {} when no sample carries signal."""
-        rows = []
-        for group, row in zip(batch.groups(), advantage_rows, strict=True):
-            for sample, advantage in zip(group, row, strict=True):
-                c = sample.completion
-                if advantage is not None and advantage != 0.0 and c.completion_ids:
-                    rows.append((c.prompt_ids, c.completion_ids, c.behaviour_logprobs, advantage))
+        """The update on the samples `rows_for_update` chooses (spread over the ranks), then the schedule's
+        step; {} when none is chosen."""
+        rows = rows_for_update(batch, advantage_rows, self.config.grpo)
         return self.ranks.update(Update(rows, int(self.tokenizer.pad_token_id)))
 
     def _log(

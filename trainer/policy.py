@@ -20,7 +20,6 @@ class PolicyConfig:
     """A local Hugging Face model directory (`from_pretrained`); nothing is downloaded."""
     lora_rank: int = 16
     lora_alpha: int = 32
-    lora_dropout: float = 0.0
     lora_target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
@@ -33,8 +32,8 @@ class PolicyConfig:
     much), for about a third more compute."""
 
     def __post_init__(self) -> None:
-        if self.lora_rank < 1 or self.lora_alpha < 1 or not 0 <= self.lora_dropout < 1:
-            raise ValueError("policy: lora_rank and lora_alpha must be >= 1 and 0 <= lora_dropout < 1")
+        if self.lora_rank < 1 or self.lora_alpha < 1:
+            raise ValueError("policy: lora_rank and lora_alpha must be >= 1")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"policy.device = {self.device!r}: use 'auto', 'cpu' or 'cuda'")
 
@@ -76,7 +75,9 @@ def load_policy(
         lora = LoraConfig(
             r=config.lora_rank,
             lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
+            # No dropout: samples are drawn without it and the update runs in training mode, so dropout would
+            # make GRPO's importance ratio differ from 1 on the very samples it was taken from.
+            lora_dropout=0.0,
             target_modules=config.lora_target_modules,
             task_type="CAUSAL_LM",
         )
