@@ -1,5 +1,5 @@
-"""One rank of tests/test_trainer_distributed.py's check, run by torchrun: a loss that is non-finite on rank 0's shard only.
-Rank 0 runs the update as Trainer.run does (the update, then `ranks.stop()` in a finally); every rank writes
+"""One rank of a tests/test_trainer_distributed.py check, run by torchrun: a loss that is non-finite on rank 0's
+shard only. Rank 0 runs the update as Trainer.run does (the update, then `ranks.stop()` in a finally); every rank writes
 how it ended to <out>.<rank>.json."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def main(model_dir: str, out: str) -> int:
                     ranks.update(Update(rows, int(tokenizer.pad_token_id)))
                 finally:
                     ranks.stop()
-    except BaseException as error:  # noqa: BLE001  (what ended this rank is the result)
+    except BaseException as error:  # what ended this rank is the result
         outcome = f"{type(error).__name__}: {str(error)[:200]}"
     Path(f"{out}.{placement.rank}.json").write_text(
         json.dumps({"outcome": outcome, "seconds": time.monotonic() - started})
