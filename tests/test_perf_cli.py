@@ -160,3 +160,27 @@ def test_quick_peak_benchmark_holds_every_isa_probe_to_theory_and_above_the_trus
         assert 0 < probe["calibration_over_probe"] < 1, march
     assert report["node"]["trusted_over_peak_max"] < 1 and positive(report["node"]["peak_gflops"])
     assert all(isinstance(target["met"], bool) for target in report["targets"].values())
+
+
+def test_quick_update_benchmark_bounds_memory_by_the_micro_batch_and_matches_the_plan() -> None:
+    from tests.conftest import tool_missing
+    from trainer.random_model import qwen_tokenizer_dir
+
+    try:
+        qwen_tokenizer_dir()
+    except FileNotFoundError as error:
+        tool_missing(str(error))
+    out = subprocess.run(
+        [*HPCRL, "perf", "update", "--json", "--quick"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    report = json.loads(out.stdout)
+    assert report["benchmark"] == "update" and report["quick"] is True and report["settings"]["vocab_size"] == 151936
+    assert set(report["peak_bytes_by_batch"]) == {"2", "4"} and set(report["checkpointed_peak_bytes_by_batch"]) == {"4"}
+    assert all(positive(peak) for peak in report["peak_bytes_by_batch"].values())
+    assert report["peak_ratio_64_over_8"] <= 1.3  # memory follows the micro-batch, not the batch
+    assert set(report["grad_rel_diff_by_aggregation"]) == {"sequence_mean", "token_mean", "constant_normalizer"}
+    assert report["grad_rel_diff_max"] <= 1e-5  # micro-batches move the adapter as one pass does
+    assert report["plan_vs_measured"]["relative_error_max"] <= 0.25  # hpcrl plan's arithmetic, held to RSS
+    ddp = report["ddp_rel_diff_max"]
+    assert (ddp is None and report["ddp_note"]) or ddp <= 1e-5
