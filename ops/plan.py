@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from ops.plan_memory import (
     HEADROOM_FRACTION,
+    VLLM_SERVER_GPU_MEMORY_UTILIZATION,
     ModelShape,
     UpdateShape,
     largest_micro_batch,
@@ -35,7 +36,7 @@ DEFAULT_PROMPT_TOKENS: Final = 1024
 
 
 def plan(
-    model_dir: Path, gpus: int, gpu_memory_gib: float, config_path: str | None, prompt_tokens: int
+    model_dir: Path, gpus: int, gpu_memory_gib: float, config_path: str | None, prompt_tokens: int, server_gpus: int
 ) -> dict[str, Any]:
     """Everything `hpcrl plan --json` prints."""
     config_file = model_dir / "config.json"
@@ -58,9 +59,12 @@ def plan(
         gradient_checkpointing=trainer.policy.gradient_checkpointing,
     )
     capacity = gpu_memory_gib * GIB
-    server = server_memory(shape, rows, update.sequence_tokens, trainer.vllm.gpu_memory_utilization)
     # trainer.backend = "vllm" runs the engine in the trainer's process, on its GPU: the update gets the rest.
-    beside_engine = 1 - server.utilization if trainer.loop.backend == "vllm" else 1.0
+    # Otherwise the figures are those of a vllm_server job on GPUs of its own.
+    in_process = trainer.loop.backend == "vllm"
+    utilization = trainer.vllm.gpu_memory_utilization if in_process else VLLM_SERVER_GPU_MEMORY_UTILIZATION
+    server = server_memory(shape, rows, update.sequence_tokens, utilization, 1 if in_process else server_gpus)
+    beside_engine = 1 - server.utilization if in_process else 1.0
     usable = capacity * beside_engine * (1 - HEADROOM_FRACTION)
     memory = update_memory(shape, update)
     largest = {
@@ -88,8 +92,8 @@ def plan(
         "largest_micro_batch": largest,
         "vllm": dataclasses.asdict(server) | {
             "kv_cache_bytes": server.kv_cache_bytes, "total_bytes": server.total_bytes,
-            "fits": server.total_bytes <= server.utilization * capacity,
-            "utilization_needed": round(server.total_bytes / capacity, 3),
+            "per_gpu_bytes": server.per_gpu_bytes, "fits": server.per_gpu_bytes <= server.utilization * capacity,
+            "utilization_needed": round(server.per_gpu_bytes / capacity, 3),
         },
     }  # fmt: skip
 
@@ -132,11 +136,12 @@ def print_table(found: dict[str, Any]) -> None:
         f"largest micro-batch that fits (up to the step's {s['rows_per_step']} rows): {largest['checkpointing']} with "
         f"gradient checkpointing, {largest['no_checkpointing']} without (0: not one sequence)"
     )
+    where = "the trainer's GPU (vllm backend)" if s["backend"] == "vllm" else f"{v['gpus']} server GPU(s)"
     print(
-        f"vLLM: weights {v['weights_bytes'] / GIB:.2f} GiB + KV cache {v['kv_bytes_per_token'] / 2**10:.0f} KiB/token "
-        f"x {v['tokens']} tokens = {v['total_bytes'] / GIB:.2f} GiB in the {v['utilization']:g} of a GPU it takes "
-        f"(vllm.gpu_memory_utilization): {'fits' if v['fits'] else 'DOES NOT FIT'}; "
-        f"needs >= {v['utilization_needed']:g}"
+        f"vLLM on {where}: weights {v['weights_bytes'] / GIB:.2f} GiB + KV cache {v['kv_bytes_per_token'] / 2**10:.0f} "
+        f"KiB/token x {v['tokens']} tokens = {v['total_bytes'] / GIB:.2f} GiB, {v['per_gpu_bytes'] / GIB:.2f} GiB per "
+        f"GPU in the {v['utilization']:g} of it vLLM takes: {'fits' if v['fits'] else 'DOES NOT FIT'}; "
+        f"gpu_memory_utilization >= {v['utilization_needed']:g}"
     )
 
 
@@ -150,12 +155,16 @@ def main(argv: list[str]) -> int:
         "--prompt-tokens", type=int, default=DEFAULT_PROMPT_TOKENS,
         help=f"longest prompt in tokens, chat template included (default {DEFAULT_PROMPT_TOKENS})",
     )  # fmt: skip
+    parser.add_argument(
+        "--server-gpus", type=int, default=1,
+        help="tensor-parallel GPUs of the vllm_server job (default 1; ignored with trainer.backend = vllm)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     args = parser.parse_args(argv)
-    if args.gpus < 1 or args.gpu_memory_gib <= 0 or args.prompt_tokens < 1:
-        parser.error("--gpus and --prompt-tokens must be >= 1 and --gpu-memory-gib > 0")
+    if min(args.gpus, args.prompt_tokens, args.server_gpus) < 1 or args.gpu_memory_gib <= 0:
+        parser.error("--gpus, --server-gpus and --prompt-tokens must be >= 1 and --gpu-memory-gib > 0")
     try:
-        found = plan(args.model, args.gpus, args.gpu_memory_gib, args.config, args.prompt_tokens)
+        found = plan(args.model, args.gpus, args.gpu_memory_gib, args.config, args.prompt_tokens, args.server_gpus)
     except (FileNotFoundError, ValueError) as error:  # ConfigError is a ValueError
         parser.exit(2, f"hpcrl plan: {error}\n")
     if args.json:

@@ -18,6 +18,7 @@ Not counted: the CUDA context, the caching allocator's fragmentation, cuBLAS and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
@@ -229,9 +230,14 @@ def largest_micro_batch(model: ModelShape, update: UpdateShape, capacity_bytes: 
     return low
 
 
+VLLM_SERVER_GPU_MEMORY_UTILIZATION: Final = 0.9
+"""The vLLM server job's share of each of its GPUs (ops/slurm/vllm-server.sbatch --gpu-memory-utilization)."""
+
+
 @dataclass(frozen=True)
 class ServerMemory:
-    """A vLLM server's memory: the base weights and the KV cache of every sequence of a step at once."""
+    """A vLLM server's memory: the base weights and the KV cache of every sequence of a step at once, split
+    evenly over its tensor-parallel GPUs (vLLM shards the heads, the MLP and the vocabulary)."""
 
     weights_bytes: int
     kv_bytes_per_token: int
@@ -239,7 +245,9 @@ class ServerMemory:
     tokens: int
     """Tokens cached at once: sequences x (prompt + completion)."""
     utilization: float
-    """The share of the GPU vLLM takes (vllm.gpu_memory_utilization)."""
+    """The share of each GPU vLLM takes (gpu_memory_utilization)."""
+    gpus: int
+    """Tensor-parallel GPUs of the server (1: the in-process engine of the vllm backend)."""
 
     @property
     def kv_cache_bytes(self) -> int:
@@ -249,9 +257,13 @@ class ServerMemory:
     def total_bytes(self) -> int:
         return self.weights_bytes + self.kv_cache_bytes
 
+    @property
+    def per_gpu_bytes(self) -> int:
+        return math.ceil(self.total_bytes / self.gpus)
+
 
 def server_memory(
-    model: ModelShape, sequences: int, sequence_tokens: int, utilization: float, dtype_bytes: int = 2
+    model: ModelShape, sequences: int, sequence_tokens: int, utilization: float, gpus: int = 1, dtype_bytes: int = 2
 ) -> ServerMemory:
     """For `sequences` concurrent sequences (prompts_per_step x group_size) of `sequence_tokens` each."""
     return ServerMemory(
@@ -259,4 +271,5 @@ def server_memory(
         kv_bytes_per_token=2 * model.layers * model.kv_heads * model.head_dim * dtype_bytes,
         tokens=sequences * sequence_tokens,
         utilization=utilization,
+        gpus=gpus,
     )

@@ -112,7 +112,9 @@ def test_the_vllm_kv_cache_holds_keys_and_values_of_every_layer_for_every_token(
     server = server_memory(ModelShape.from_config(QWEN25_CODER_14B), 16, 1536, utilization=0.45)
     assert server.kv_bytes_per_token == 2 * 48 * 8 * 128 * 2  # 192 KiB
     assert server.kv_cache_bytes == server.kv_bytes_per_token * 16 * 1536
-    assert server.total_bytes == 14_770_033_664 * 2 + server.kv_cache_bytes
+    assert server.total_bytes == server.per_gpu_bytes == 14_770_033_664 * 2 + server.kv_cache_bytes
+    tensor_parallel = server_memory(ModelShape.from_config(QWEN25_CODER_14B), 16, 1536, utilization=0.9, gpus=4)
+    assert tensor_parallel.per_gpu_bytes == server.total_bytes // 4  # weights and KV cache sharded over 4 GPUs
 
 
 def test_a_config_without_the_decoder_keys_names_what_is_missing() -> None:
@@ -140,6 +142,7 @@ def test_hpcrl_plan_sizes_a_14b_run_on_8_gpus_from_config_json_alone(tmp_path: P
     assert per_gpu["fits"] is True and per_gpu["total_bytes"] <= found["usable_bytes"]
     assert found["largest_micro_batch"]["checkpointing"] > found["largest_micro_batch"]["no_checkpointing"]
     assert found["vllm"]["tokens"] == 64 * (1024 + 512)
+    assert found["vllm"]["utilization"] == 0.9 and found["vllm"]["gpus"] == 1  # a vllm_server job's defaults
 
 
 def test_hpcrl_plan_refuses_a_directory_without_config_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
