@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import importlib
 import json
 import math
 import os
@@ -142,7 +141,11 @@ class Report(PerfReport):
     """The same difference between two one-pass updates whose LM-head chunks differ (token_mean): float32
     rounding alone, the floor under grad_rel_diff_max."""
     ddp_rel_diff_max: float | None = None
-    """trainer.distributed.ddp_agreement: 2 gloo ranks vs 1 rank; None until it exists (ddp_note says)."""
+    """||adapter(2 gloo ranks) - adapter(1 process)|| / ||adapter(1 process)|| after one update, float32,
+    worst over adapter tensors and loss aggregations (trainer/ddp_check.py)."""
+    ddp_change_rel_diff: dict[str, float] = field(default_factory=dict)
+    """The same for the adapter's change, by dtype: float32 shows rounding of differently shaped
+    micro-batches (~1e-5); float64 shows the update itself agrees (~1e-14)."""
     ddp_note: str = ""
     plan_vs_measured: dict[str, Any] = field(default_factory=dict)
     """`hpcrl plan`'s update memory for the same model and settings, and its error against each peak."""
@@ -337,14 +340,17 @@ def grad_agreement(model_dir: Path, setting: Setting) -> tuple[dict[str, float],
     return differences, relative(other_chunks, one_pass[LossAggregation.TOKEN_MEAN])
 
 
-def ddp_agreement(model_dir: Path) -> tuple[float | None, str]:
-    """trainer.distributed.ddp_agreement: the adapter after one update on 2 gloo ranks vs 1 rank, as a
-    relative difference; (None, why) while trainer/distributed.py does not provide it."""
-    try:
-        compare = importlib.import_module("trainer.distributed").ddp_agreement
-    except (ImportError, AttributeError) as error:
-        return None, f"not measured: trainer.distributed.ddp_agreement(model_dir, world_size) is missing ({error})"
-    return float(compare(model_dir, world_size=2)), "2 gloo ranks vs 1 rank, one update, same batch"
+def ddp_agreement(model_dir: Path, quick: bool) -> tuple[float, dict[str, float], str]:
+    """trainer/ddp_check.py on this model: one update on 2 gloo ranks (torchrun, loopback) vs one process.
+    Returns the adapter weights' relative difference (float32, the issue's figure), the change's relative
+    difference by dtype (quick: float32 only), and what was run."""
+    from trainer.ddp_check import ddp_agreement as trainer_ddp_agreement
+
+    dtypes = ("float32",) if quick else ("float32", "float64")
+    agreement = trainer_ddp_agreement(model_dir, world_size=2, dtypes=dtypes)
+    changes = {"float32": agreement.change_float32} | ({} if quick else {"float64": agreement.change_float64})
+    note = "2 gloo ranks (torchrun) vs 1 process, one update (mu 2, beta 0.1, SGD), every loss aggregation"
+    return agreement.weights_float32, changes, note
 
 
 # ---------------------------------------------------------------- the report
@@ -400,7 +406,7 @@ def run(quick: bool) -> Report:
         workers = start_measurements(model_dir, quick, setting)
         try:
             report.grad_rel_diff_by_aggregation, report.grad_rel_diff_rounding = grad_agreement(model_dir, setting)
-            report.ddp_rel_diff_max, report.ddp_note = ddp_agreement(model_dir)
+            report.ddp_rel_diff_max, report.ddp_change_rel_diff, report.ddp_note = ddp_agreement(model_dir, quick)
             measured = finish_measurements(workers)
         finally:
             for worker in workers:
