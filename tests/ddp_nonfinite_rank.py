@@ -1,6 +1,6 @@
 """One rank of a tests/test_trainer_distributed.py check, run by torchrun: a loss that is non-finite on rank 0's
-shard only. Rank 0 runs the update as Trainer.run does (the update, then `ranks.stop()` in a finally); every rank writes
-how it ended to <out>.<rank>.json."""
+shard only. Rank 0 runs the update as Trainer.run does (the update, then `ranks.stop()` and `ranks.close()` in
+a finally); every rank writes how it ended to <out>.<rank>.json."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ def main(model_dir: str, out: str) -> int:
             started = time.monotonic()
             if not placement.is_main:
                 ranks.follow()
+                ranks.close()
             else:
                 # Row 0 (rank 0's): behaviour log-probs so low that the ratio overflows; rows 1-3 are sound.
                 rows = [((5, 6, 7), (8, 9, 10), (-1e30 if i == 0 else -3.0,) * 3, -1.0) for i in range(4)]
@@ -41,6 +42,7 @@ def main(model_dir: str, out: str) -> int:
                     ranks.update(Update(rows, int(tokenizer.pad_token_id)))
                 finally:
                     ranks.stop()
+                    ranks.close()
     except BaseException as error:  # what ended this rank is the result
         outcome = f"{type(error).__name__}: {str(error)[:200]}"
     Path(f"{out}.{placement.rank}.json").write_text(

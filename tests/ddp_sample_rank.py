@@ -28,10 +28,12 @@ def main(model_dir: str, out: str) -> int:
                       torch.device("cpu"), shard_sampling=True)  # fmt: skip
         if not placement.is_main:
             ranks.follow()
+            ranks.close()
             return 0
         prompts = [f"prompt {group}: write dgemm" for group in range(3)]
         completions = ranks.sample(prompts, 2, SamplingSettings(max_new_tokens=4), policy_version=5)
         ranks.stop()
+        ranks.close()
     prompt_ids = {g: tokenizer(p, add_special_tokens=False)["input_ids"] for g, p in enumerate(prompts)}
     rows = [
         {"group": c.group, "version": c.policy_version, "prompt_matches": list(c.prompt_ids) == prompt_ids[c.group]}

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from ops.processes import free_port
-from tests.conftest import REPO
-from trainer.ddp_check import ddp_agreement
+from trainer.ddp_check import ddp_agreement, launch_ranks
 from trainer.distributed import DEFAULT_MASTER_PORT, Placement
+
+RANKS_TIMEOUT_S = 150.0
+"""Bound on a 2-rank check (about 10 s here): below pytest's own timeout, so a hang fails with the ranks killed."""
 
 
 def test_an_update_on_two_ranks_moves_the_adapter_as_one_process_does(tiny_model: Path) -> None:
@@ -35,12 +33,7 @@ def test_groups_are_sampled_across_ranks_and_gathered_in_order_with_rank_0s_poli
     tiny_model: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "sampled.json"
-    rank_script = Path(__file__).with_name("ddp_sample_rank.py")
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-addr=127.0.0.1",
-               f"--master-port={free_port()}", str(rank_script), str(tiny_model), str(out)]  # fmt: skip
-    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert finished.returncode == 0, finished.stderr[-3000:]
+    launch_ranks(2, [str(Path(__file__).with_name("ddp_sample_rank.py")), str(tiny_model), str(out)], RANKS_TIMEOUT_S)
     rows = json.loads(out.read_text())
     # Groups 0 and 2 on rank 0, group 1 on rank 1: gathered back in group order, each its own prompt.
     assert [row["group"] for row in rows] == [0, 0, 1, 1, 2, 2]
@@ -69,11 +62,9 @@ def test_a_non_finite_loss_on_rank_0s_shard_alone_ends_every_rank_promptly(tiny_
     Stop broadcast then met rank 1's all-reduce and both sat until the collective timeout (40 s here, 3600 s by
     default), and rank 0's log showed a gloo error instead of the FloatingPointError."""
     out = tmp_path / "ended"
-    rank_script = Path(__file__).with_name("ddp_nonfinite_rank.py")
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-addr=127.0.0.1",
-               f"--master-port={free_port()}", str(rank_script), str(tiny_model), str(out)]  # fmt: skip
-    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    subprocess.run(command, env=env, capture_output=True, text=True, timeout=200)
+    launch_ranks(
+        2, [str(Path(__file__).with_name("ddp_nonfinite_rank.py")), str(tiny_model), str(out)], RANKS_TIMEOUT_S
+    )
     ended = [json.loads(Path(f"{out}.{rank}.json").read_text()) for rank in (0, 1)]
     assert ended[0]["outcome"].startswith("FloatingPointError"), ended
     assert ended[1]["outcome"] == "returned", ended

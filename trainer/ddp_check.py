@@ -13,6 +13,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -72,6 +73,7 @@ def adapter_after_update(
         ranks.stop()
     else:
         ranks.follow()
+    ranks.close()
     return {n: (p.detach(), p.detach() - before[n]) for n, p in model.named_parameters() if p.requires_grad}
 
 
@@ -120,22 +122,46 @@ def _ranked_update(
 ) -> dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
     with tempfile.TemporaryDirectory(prefix="hpcrl-ddp-") as scratch:
         out = Path(scratch) / "changes.pt"
-        with socket.socket() as probe:  # a free loopback port for the rendezvous
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        command = [
-            sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={world_size}", "--master-addr=127.0.0.1",
-            f"--master-port={port}", "-m", "trainer.ddp_check", "--model", str(model_dir), "--rows", str(rows),
-            "--dtype", dtype, "--out", str(out),
-        ]  # fmt: skip
-        # gloo on the loopback interface only; one thread per rank (the ranks share the machine's cores).
-        env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
-        finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S)
-        if finished.returncode != 0:
-            raise RuntimeError(
-                f"the {world_size}-rank update failed ({finished.returncode}):\n{finished.stderr[-3000:]}"
-            )
+        launch_ranks(
+            world_size,
+            [
+                "-m",
+                "trainer.ddp_check",
+                "--model",
+                str(model_dir),
+                "--rows",
+                str(rows),
+                "--dtype",
+                dtype,
+                "--out",
+                str(out),
+            ],
+        )
         return torch.load(out)  # type: ignore[no-any-return]
+
+
+def launch_ranks(world_size: int, program: list[str], timeout_s: float = LAUNCH_TIMEOUT_S) -> str:
+    """Run `program` (a script, or -m MODULE, with its arguments) on `world_size` ranks with torchrun on
+    loopback; its output, or RuntimeError with the ranks' errors. On the timeout the whole process group is
+    killed: torchrun's ranks would outlive torchrun alone."""
+    with socket.socket() as probe:  # a free loopback port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={world_size}",
+               "--master-addr=127.0.0.1", f"--master-port={port}", *program]  # fmt: skip
+    # gloo on the loopback interface only; one thread per rank (the ranks share the machine's cores).
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    ranks = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)  # fmt: skip
+    try:
+        stdout, stderr = ranks.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(ranks.pid, signal.SIGKILL)
+        ranks.communicate()
+        raise RuntimeError(f"{world_size} ranks of {program} did not finish in {timeout_s:.0f} s") from None
+    if ranks.returncode != 0:
+        raise RuntimeError(f"{world_size} ranks of {program} failed ({ranks.returncode}):\n{stderr[-3000:]}")
+    return stdout
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import gc
 import logging
 import os
 import subprocess
@@ -212,6 +213,13 @@ class Ranks:
 
     def stop(self) -> None:
         self._broadcast(Stop())
+
+    def close(self) -> None:
+        """Drop the DDP wrapper while the process group still exists (before `process_group` ends): a
+        DistributedDataParallel freed after destroy_process_group can hang its process at exit (seen on
+        gloo, intermittently: a rank that never exited)."""
+        self.replicas = None
+        gc.collect()  # the DDP reducer sits in reference cycles
 
     def follow(self) -> None:
         """A follower's loop (rank > 0): run rank 0's commands until it stops."""

@@ -169,6 +169,7 @@ def follow(config: TrainerConfig, placement: Placement) -> int:
     """A rank other than 0: the same policy as rank 0, sampling and updating on rank 0's commands."""
     learner = Learner.load(config, placement, checkpoint.latest(Path(config.loop.run_dir).expanduser()))
     learner.ranks.follow()
+    learner.ranks.close()
     return 0
 
 
@@ -223,6 +224,7 @@ class Trainer:
             self._checkpoint(ahead)
         finally:
             self.ranks.stop()
+            self.ranks.close()
         self.client.close()
         self.log_file.close()
         return 0
