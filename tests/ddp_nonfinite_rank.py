@@ -30,7 +30,7 @@ def main(model_dir: str, out: str) -> int:
             config = GRPOConfig(micro_batch_size=1)
             optimizer = optimizer_for(model, config)
             ranks = Ranks(placement, model, HFBackend(model, tokenizer), optimizer, scheduler_for(optimizer, config),
-                          config, torch.device("cpu"), shard_sampling=True)  # fmt: skip
+                          config, torch.device("cpu"))  # fmt: skip
             started = time.monotonic()
             if not placement.is_main:
                 ranks.follow()

@@ -25,7 +25,7 @@ def main(model_dir: str, out: str) -> int:
         optimizer = optimizer_for(model, config)
         backend = HFBackend(model, tokenizer)
         ranks = Ranks(placement, model, backend, optimizer, scheduler_for(optimizer, config), config,
-                      torch.device("cpu"), shard_sampling=True)  # fmt: skip
+                      torch.device("cpu"))  # fmt: skip
         if not placement.is_main:
             ranks.follow()
             ranks.close()

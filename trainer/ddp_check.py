@@ -67,7 +67,7 @@ def adapter_after_update(
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    ranks = Ranks(placement, model, HFBackend(model, tokenizer), optimizer, schedule, config, torch.device("cpu"), True)
+    ranks = Ranks(placement, model, HFBackend(model, tokenizer), optimizer, schedule, config, torch.device("cpu"))
     if placement.is_main:
         ranks.update(Update(fixed_rows(int(model.config.vocab_size), rows), int(tokenizer.pad_token_id)))
         ranks.stop()

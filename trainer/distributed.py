@@ -124,7 +124,10 @@ class DDPReplicas:
             broadcast_buffers=False,
             init_sync=False,
         )
-        self.scorer: torch.nn.Module = self.ddp
+
+    @property
+    def scorer(self) -> torch.nn.Module:
+        return self.ddp
 
     def no_sync(self) -> contextlib.AbstractContextManager[None]:
         return self.ddp.no_sync()
@@ -182,7 +185,6 @@ class Ranks:
         scheduler: torch.optim.lr_scheduler.LRScheduler,
         config: GRPOConfig,
         device: torch.device,
-        shard_sampling: bool,
     ) -> None:
         self.placement = placement
         self.model = model
@@ -191,7 +193,7 @@ class Ranks:
         self.scheduler = scheduler
         self.config = config
         self.device = device
-        self.shard_sampling = shard_sampling
+        self.shard_sampling = backend.name == "hf"
         """Whether every rank samples (the hf backend) or rank 0's backend alone (a vLLM engine or server)."""
         self.replicas = DDPReplicas(model, config, device) if placement.world_size > 1 else None
 

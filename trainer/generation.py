@@ -96,7 +96,7 @@ class HFBackend:
         self.model = model
         self.tokenizer = tokenizer
         self.chunk_sequences = chunk_sequences
-        """Sequences per `generate` call: its KV cache and scores grow with the sequences it holds."""
+        """Sequences per `generate` call: its KV cache and one step's logits grow with the sequences it holds."""
         self.version = 0
 
     def load_policy(self, model: Any, version: int) -> None:

@@ -27,6 +27,7 @@ the usual causes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import math
 from collections.abc import Sequence
@@ -282,7 +283,7 @@ class LossSums:
 
     @staticmethod
     def summed_fields() -> tuple[str, ...]:
-        return ("loss", "tokens", "clipped_low", "clipped_high", "kl", "ratio")
+        return tuple(f.name for f in dataclasses.fields(LossSums) if f.name != "ratio_max")
 
     def metrics(self) -> dict[str, float]:
         """LOSS_METRICS: shares and means per completion token."""
@@ -474,8 +475,11 @@ class Replicas(Protocol):
     torch.distributed and DistributedDataParallel): every rank holds a shard of the batch."""
 
     world_size: int
-    scorer: torch.nn.Module
-    """The DDP-wrapped `PolicyLogProbs` of the policy: its backward all-reduces the adapter's gradients."""
+
+    @property
+    def scorer(self) -> torch.nn.Module:
+        """The DDP-wrapped `PolicyLogProbs` of the policy: its backward all-reduces the adapter's gradients."""
+        ...
 
     def no_sync(self) -> contextlib.AbstractContextManager[None]:
         """Accumulate this backward's gradients locally (every micro-batch but the last of a pass)."""

@@ -161,7 +161,7 @@ class Learner:
             if placement.is_main
             else HFBackend(model, tokenizer, config.loop.generation_chunk_sequences)
         )
-        ranks = Ranks(placement, model, backend, optimizer, scheduler, config.grpo, device, config.loop.backend == "hf")
+        ranks = Ranks(placement, model, backend, optimizer, scheduler, config.grpo, device)
         return cls(model, tokenizer, optimizer, scheduler, backend, ranks)
 
 
@@ -188,10 +188,10 @@ class Trainer:
         if config.loop.threads:
             torch.set_num_threads(config.loop.threads)
         resume = checkpoint.latest(self.run_dir)
-        self.learner = Learner.load(config, placement or Placement(), resume)
-        self.model, self.tokenizer = self.learner.model, self.learner.tokenizer
-        self.optimizer, self.scheduler = self.learner.optimizer, self.learner.scheduler
-        self.backend, self.ranks = self.learner.backend, self.learner.ranks
+        learner = Learner.load(config, placement or Placement(), resume)
+        self.model, self.tokenizer = learner.model, learner.tokenizer
+        self.optimizer, self.scheduler = learner.optimizer, learner.scheduler
+        self.backend, self.ranks = learner.backend, learner.ranks
         self.state = checkpoint.TrainerState()
         if resume:
             self.state = checkpoint.load_state(resume)
