@@ -29,11 +29,13 @@ from pathlib import Path
 from bencher import policy
 from bencher import source as source_text
 from bencher.config import MIB, BencherConfig
-from bencher.registry import HARNESS_DIR, Problem
 from bencher.sandbox import Limits, Mount, Sandbox, SandboxError
+from bus.problems import Problem
 from bus.schema import Verdict
 
 log = logging.getLogger(__name__)
+MONITOR_DIR = Path(__file__).parent / "harness"
+"""monitor.c and monitor.h: the generic half of every problem's trusted benchmark program."""
 HARNESS_OPTIMIZATION = "-O2"
 """The trusted monitor and harness are compiled once per problem with this and bencher.march, outside the
 sandbox."""
@@ -162,7 +164,7 @@ class Builder:
 
     def _harness_digest(self, problem: Problem) -> str:
         digest = hashlib.sha256()
-        for path in (HARNESS_DIR / "monitor.h", HARNESS_DIR / "monitor.c", problem.harness):
+        for path in (MONITOR_DIR / "monitor.h", MONITOR_DIR / "monitor.c", problem.harness):
             digest.update(path.read_bytes())
         digest.update(shlex.join(self.harness_flags).encode())
         digest.update(target_identity(self.compiler_for(problem), self.config.march).encode())
@@ -179,8 +181,18 @@ class Builder:
         if path.is_file():
             return path
         partial = path.with_suffix(f".{_unique()}.tmp")  # benchers sharing a cache dir may race here
-        sources = (str(HARNESS_DIR / "monitor.c"), str(problem.harness))
-        command = [compiler, *self.harness_flags, "-Wall", *sources, "-lm", "-ldl", "-o", str(partial)]
+        sources = (str(MONITOR_DIR / "monitor.c"), str(problem.harness))
+        command = [
+            compiler,
+            *self.harness_flags,
+            "-Wall",
+            f"-I{MONITOR_DIR}",
+            *sources,
+            "-lm",
+            "-ldl",
+            "-o",
+            str(partial),
+        ]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
             raise SandboxError(f"the trusted monitor does not compile: {result.stderr[-500:]}")

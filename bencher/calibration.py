@@ -13,13 +13,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from bencher import metrics
+from bencher.evaluation import Evaluation
 from bencher.node import KERNELS_DIR
-from bencher.pipeline import Evaluation, Pipeline
+from bencher.pipeline import Pipeline
 from bus.schema import Verdict
 
 log = logging.getLogger(__name__)
 REFERENCE_KERNEL = KERNELS_DIR / "reference_dgemm.c"
-OPENBLAS_KERNEL = KERNELS_DIR / "openblas_dgemm.c"
+OPENBLAS_KERNEL = Path(__file__).parent / "problems" / "dgemm_openblas.c"
+"""dgemm's vendor baseline (bencher/problems/dgemm.toml), also a trusted kernel of the start-up peak check."""
 OPENBLAS_LIBRARIES = ("-lopenblas",)
 LIBRARY_OUTSIDE_CPU_S_PER_CALL = 0.05
 """The bencher's between-calls CPU check for the OpenBLAS kernel only. OpenBLAS's pthreads spin for a

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 from bencher.config import BencherConfig
-from bencher.registry import ProblemError, get_problem, problems
 from bus.cli import add_config_arguments, load_or_exit, read_candidate_or_exit
 from bus.config import ConfigError, HpcrlConfig, read_toml, section
 from bus.daemon import setup_logging
+from bus.problems import ProblemError, get_problem, load_registry
 
 
 def load_bencher_config(parser: argparse.ArgumentParser, path: str | None) -> tuple[HpcrlConfig, BencherConfig]:
@@ -28,22 +28,27 @@ def bench_file(argv: list[str]) -> int:
         "C file, without a bus. Exit status 0 for every verdict; 2 for usage errors.",
     )
     parser.add_argument("file", help="C source defining the problem's entry point (e.g. dgemm)")
-    parser.add_argument("--problem", default="dgemm", help=f"problem id, one of {sorted(problems())}")
+    shipped = ", ".join(sorted(load_registry().problems))
+    parser.add_argument("--problem", default="dgemm", help=f"problem id: {shipped}, or one of bencher.problem_dirs")
     parser.add_argument("--size", type=int, help="problem size n (default: the problem's default)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     parser.add_argument("--no-cache", action="store_true", help="measure even if this source was measured before")
+    parser.add_argument(
+        "--no-baselines", action="store_true", help="skip the naive and vendor baselines (measured once per node)"
+    )
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     setup_logging("WARNING" if args.log_level == "INFO" else args.log_level)
     _, config = load_bencher_config(parser, args.config)
     try:
-        problem = get_problem(args.problem)
+        problem = get_problem(args.problem, config.problem_dirs)
         if args.size is not None:
             problem.check_size(args.size)
     except ProblemError as error:
         parser.exit(2, f"{parser.prog}: {error}\n")
     source = read_candidate_or_exit(parser, Path(args.file))  # the same limits as a candidate on the bus
 
+    from bencher.baselines import Baselines
     from bencher.peak import PeakError
     from bencher.pipeline import Pipeline  # the pipeline detects the node: only when a file will run
 
@@ -51,14 +56,20 @@ def bench_file(argv: list[str]) -> int:
         pipeline = Pipeline(config)
     except PeakError as error:
         parser.exit(1, f"{parser.prog}: {error}\n")
+    baselines = Baselines(pipeline)
     try:
         evaluation = pipeline.evaluate(problem.id, args.size, source, use_cache=not args.no_cache)
+        if not args.no_baselines:
+            evaluation = baselines.attach(evaluation, problem.id, args.size, cancel=None)
     finally:
+        baselines.close()
         pipeline.close()
     node = pipeline.node  # after a re-check, the re-probed peak
     report = {
         "verdict": evaluation.verdict.value,
         "gflops": evaluation.gflops_median,
+        "metric": problem.metric,
+        "rate": evaluation.rate_median,
         "problem": problem.id,
         "size": args.size or problem.default_size,
         **{k: v for k, v in evaluation.result_fields().items() if k != "verdict"},
@@ -70,11 +81,15 @@ def bench_file(argv: list[str]) -> int:
         print(json.dumps(report))
     else:
         print(f"verdict: {evaluation.verdict.value}")
-        if evaluation.gflops_median:
+        if evaluation.rate_median:
             print(
-                f"gflops:  {evaluation.gflops_median:.2f} median (min {evaluation.gflops_min:.2f}, "
-                f"max {evaluation.gflops_max:.2f}, cv {evaluation.cv:.1%}, {evaluation.repetitions} timed calls)"
+                f"{problem.metric}:  {evaluation.rate_median:.2f} {problem.unit} median "
+                f"(min {evaluation.rate_min:.2f}, max {evaluation.rate_max:.2f}, cv {evaluation.cv:.1%}, "
+                f"{evaluation.repetitions} timed calls)"
             )
+        if evaluation.naive_rate:
+            vendor = f", vendor {evaluation.vendor_rate:.2f}" if evaluation.vendor_rate else ""
+            print(f"baseline: naive {evaluation.naive_rate:.2f} {problem.unit}{vendor} on this node")
         print(f"detail:  {evaluation.detail}")
         print(f"node:    {evaluation.node_class}, {evaluation.threads} thread(s); cached: {evaluation.cached}")
         print(f"peak:    {node.peak_gflops:.1f} GFLOPS ({node.isa}, -march={node.march})")

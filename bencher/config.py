@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bus.config import ConfigError
+from bus.problems import ProblemError, load_registry
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -51,7 +52,7 @@ class BencherConfig:
     cv_target: float = 0.02
     """Stop timing once the coefficient of variation of the timed calls is below this (after min_reps)."""
     call_timeout_max_s: float = 10.0
-    """Upper bound of one call's time limit (which is otherwise set by the problem's min_gflops)."""
+    """Upper bound of one call's time limit (which is otherwise set by the problem's min_rate)."""
     run_memory_bytes: int = 4 * GIB
     """Address-space limit of a candidate's process."""
     run_processes: int = 256
@@ -65,6 +66,9 @@ class BencherConfig:
     more means it computes outside the timed call, which is rejected."""
     calibration_interval_s: float = 600.0
     """Seconds between re-measurements of the reference kernel; 0 disables calibration."""
+    problem_dirs: tuple[str, ...] = ()
+    """Directories of a site's own problem files (and suites.toml), read after the shipped bencher/problems/:
+    problems added without a fork (docs/problems.md). The trainer and `hpcrl eval` read this same setting."""
     calibration_size: int = 512
     """Size at which the reference kernel (dgemm) is measured."""
     sandbox_uid: int = 65534
@@ -89,6 +93,14 @@ class BencherConfig:
         return Path(self.cache_dir).expanduser()
 
     def __post_init__(self) -> None:
+        dirs = self.problem_dirs
+        if not isinstance(dirs, (list, tuple)) or not all(isinstance(d, str) for d in dirs):
+            raise ConfigError('bencher.problem_dirs must be a list of directory paths, e.g. ["/site/problems"]')
+        object.__setattr__(self, "problem_dirs", tuple(dirs))  # TOML gives a list; the config stays hashable
+        try:
+            load_registry(self.problem_dirs)  # a broken problem file stops the bencher at start, naming the file
+        except ProblemError as error:
+            raise ConfigError(str(error)) from None
         if self.compiler not in ("", "gcc", "clang"):
             raise ConfigError(f"bencher.compiler = {self.compiler!r}: use 'gcc', 'clang' or '' (the problem's)")
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", self.march):

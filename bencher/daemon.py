@@ -18,11 +18,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from bencher import metrics
+from bencher.baselines import Baselines
 from bencher.calibration import Calibrator
 from bencher.config import BencherConfig
+from bencher.evaluation import Evaluation
 from bencher.node import Node
 from bencher.peak import PeakError
-from bencher.pipeline import Evaluation, Pipeline
+from bencher.pipeline import Pipeline
 from bencher.sandbox import SandboxError
 from bencher.trust import check_peak_against_trusted_kernels
 from bus.config import ConfigError, HpcrlConfig
@@ -89,6 +91,7 @@ def serve(bus_config: HpcrlConfig, config: BencherConfig, name: str | None, metr
         pipeline.node.isa,
     )
     calibrator = Calibrator(pipeline)
+    baselines = Baselines(pipeline)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluation")
     job: Job | None = None
     drain_deadline = 0.0
@@ -110,17 +113,18 @@ def serve(bus_config: HpcrlConfig, config: BencherConfig, name: str | None, metr
             elif worker.draining:
                 break
             elif calibrator.due():
-                job = _start(executor, pipeline, None, calibrator, wake_write)
+                job = _start(executor, pipeline, baselines, None, calibrator, wake_write)
             else:
                 candidate = worker.next_candidate(timeout_s=0.0)
                 if candidate is not None:
-                    job = _start(executor, pipeline, candidate, calibrator, wake_write)
+                    job = _start(executor, pipeline, baselines, candidate, calibrator, wake_write)
             worker.pump(0.0 if job is not None and job.future.done() else PUMP_INTERVAL_S)
             _drain(wake_read)
             metrics.update_busy_ratio()
     executor.shutdown(wait=True)
     os.close(wake_read)
     os.close(wake_write)
+    baselines.close()
     pipeline.close()
     if target_file is not None:
         target_file.unlink(missing_ok=True)  # a crash leaves it, so Prometheus reports the bencher down
@@ -150,21 +154,27 @@ def _serve_metrics(config: BencherConfig, name: str, node: Node) -> Path | None:
 
 
 def _start(
-    executor: ThreadPoolExecutor, pipeline: Pipeline, candidate: Candidate | None, calibrator: Calibrator, wake: int
+    executor: ThreadPoolExecutor,
+    pipeline: Pipeline,
+    baselines: Baselines,
+    candidate: Candidate | None,
+    calibrator: Calibrator,
+    wake: int,
 ) -> Job:
     cancel = threading.Event()
     if candidate is None:
         future = executor.submit(calibrator.calibrate)
     else:
         log.info("event=candidate id=%s problem=%s size=%d", candidate.candidate_id, candidate.problem, candidate.size)
-        future = executor.submit(
-            pipeline.evaluate,
-            candidate.problem,
-            candidate.size,
-            candidate.source,
-            cancel,
-            use_cache=not candidate.remeasure,  # a confirmation run must measure again
-        )
+
+        def evaluate(candidate: Candidate = candidate) -> Evaluation:
+            # use_cache: a confirmation run must measure again
+            evaluation = pipeline.evaluate(
+                candidate.problem, candidate.size, candidate.source, cancel, use_cache=not candidate.remeasure
+            )
+            return baselines.attach(evaluation, candidate.problem, candidate.size, cancel)
+
+        future = executor.submit(evaluate)
     future.add_done_callback(lambda _: os.write(wake, b"."))
     return Job(future, candidate, cancel)
 

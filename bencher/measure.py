@@ -20,8 +20,8 @@ from pathlib import Path
 from bencher.build import CANDIDATE_LIBRARY
 from bencher.config import MIB, BencherConfig
 from bencher.node import Node
-from bencher.registry import Problem
 from bencher.sandbox import Limits, Mount, Sandbox, SandboxError, SandboxRun
+from bus.problems import Problem
 from bus.schema import Verdict
 
 MONITOR_STARTUP_S = 5.0
@@ -39,6 +39,7 @@ class Measurement:
     seconds: tuple[float, ...] = ()
     """Wall time of each timed call, measured by the monitor."""
     flop_count: float = 0.0
+    """Floating-point operations of one call (0 for a problem that counts none)."""
     run_s: float = 0.0
     """Wall time of the whole sandboxed run, measured by the bencher."""
     outside_cpu_s: float = 0.0
@@ -49,14 +50,22 @@ class Measurement:
     """Wall time of every call the monitor reported, warm-up and timed: the candidate's own share of run_s."""
     over_peak: bool = False
     """Rejected only because a call beat the node's peak: to be confirmed before it is charged."""
+    work: float = 0.0
+    """What one call does in the problem metric's numerator: flops (`gflops`) or bytes (`gbps`)."""
 
     @property
     def gflops(self) -> tuple[float, ...]:
-        return tuple(self.flop_count / s * 1e-9 for s in self.seconds if s > 0)
+        """Floating-point rate of each timed call (empty for a problem that counts no flops)."""
+        return tuple(self.flop_count / s * 1e-9 for s in self.seconds if s > 0) if self.flop_count else ()
 
     @property
     def gflops_median(self) -> float:
         return statistics.median(self.gflops) if self.gflops else 0.0
+
+    @property
+    def rates(self) -> tuple[float, ...]:
+        """Each timed call's rate in the problem's metric (GFLOPS or GB/s)."""
+        return tuple(self.work / s * 1e-9 for s in self.seconds if s > 0)
 
     @property
     def cv(self) -> float:
@@ -67,8 +76,8 @@ class Measurement:
 
 
 def call_timeout_s(problem: Problem, n: int, config: BencherConfig) -> float:
-    """A call slower than the problem's min_gflops has failed; never more than call_timeout_max_s."""
-    return min(config.call_timeout_max_s, max(0.5, problem.flop_count(n) / (problem.min_gflops * 1e9)))
+    """A call slower than the problem's min_rate has failed; never more than call_timeout_max_s."""
+    return min(config.call_timeout_max_s, max(0.5, problem.work(n) / (problem.min_rate * 1e9)))
 
 
 def run_limits(problem: Problem, n: int, config: BencherConfig, threads: int) -> Limits:
@@ -129,7 +138,7 @@ def measure(
             )
         except SandboxError as error:
             return Measurement(Verdict.INFRA_ERROR, f"bencher fault while running: {error}")
-    return judge(run, problem.flop_count(n), config, node)
+    return judge(run, problem.flop_count(n), config, node, work=problem.work(n))
 
 
 MONITOR_FAULT_EXIT = 2
@@ -177,7 +186,8 @@ def read_records(channel: bytes, config: BencherConfig) -> Records:
         if line.startswith("rep "):
             reps += 1
             timed += line.split()[2] == "timed"
-            failed_check = not records.max_error <= float(line.split()[5])
+            # This call's own error against its own bound: bounds that depend on the inputs differ by call.
+            failed_check = not float(line.split()[4]) <= float(line.split()[5])
     if not records.done and not records.failure:
         records.malformed = "no `done` or `fail` record"
     return records
@@ -242,8 +252,11 @@ def _library_env(node: Node) -> dict[str, str]:
     return {k: v for k, v in node.openmp_env().items() if k not in ("OMP_PLACES", "OMP_PROC_BIND")}
 
 
-def judge(run: SandboxRun, flop_count: float, config: BencherConfig, node: Node) -> Measurement:
-    """The verdict of one run, from the monitor's records and the bencher's own view of the run.
+def judge(
+    run: SandboxRun, flop_count: float, config: BencherConfig, node: Node, work: float | None = None
+) -> Measurement:
+    """The verdict of one run, from the monitor's records and the bencher's own view of the run. `work`: one
+    call's work in the problem metric's numerator (bytes for a `gbps` problem); None: the flops.
 
     Total: whatever the channel holds, the answer is a Measurement. Records that break the grammar, a
     monitor killed by a signal, or one that exits otherwise than 0 (worked) or 2 (its own fault) are
@@ -254,7 +267,16 @@ def judge(run: SandboxRun, flop_count: float, config: BencherConfig, node: Node)
 
     def result(verdict: Verdict, detail: str) -> Measurement:
         return Measurement(
-            verdict, detail, tuple(seconds), flop_count, run.wall_s, outside_cpu, max_error, output, records.calls_s
+            verdict,
+            detail,
+            tuple(seconds),
+            flop_count,
+            run.wall_s,
+            outside_cpu,
+            max_error,
+            output,
+            records.calls_s,
+            work=flop_count if work is None else work,
         )
 
     if run.cancelled:

@@ -9,14 +9,11 @@ import socket
 import time
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from bencher.evaluation import Evaluation
 from bus.schema import Verdict
-
-if TYPE_CHECKING:
-    from bencher.pipeline import Evaluation
 
 BUSY_WINDOW_S = 60.0
 """The busy ratio is the share of the last minute spent evaluating candidates."""

@@ -9,53 +9,25 @@ from __future__ import annotations
 
 import logging
 import os
+import statistics
 import threading
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
 
 from bencher import metrics
 from bencher.build import Builder
 from bencher.cache import ResultCache, result_key
 from bencher.config import BencherConfig
+from bencher.evaluation import Evaluation
 from bencher.measure import Measurement, measure
 from bencher.node import Node, detect_node, measure_peak
 from bencher.peak import PeakError
-from bencher.registry import Problem, get_problem
 from bencher.sandbox import Sandbox, SandboxError
+from bus.problems import Problem, get_problem
 from bus.schema import Verdict
 
 log = logging.getLogger(__name__)
-DETAIL_MAX_CHARS = 4096
-"""Result.detail's limit on the wire."""
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """What the bencher found out about one candidate: the fields of its `Result` message."""
-
-    verdict: Verdict
-    detail: str = ""
-    gflops_median: float = 0.0
-    gflops_min: float = 0.0
-    gflops_max: float = 0.0
-    cv: float = 0.0
-    repetitions: int = 0
-    compile_s: float = 0.0
-    run_s: float = 0.0
-    cached: bool = False
-    calibration_gflops: float = 0.0
-    host: str = ""
-    slurm_job_id: str = ""
-    threads: int = 0
-    node_class: str = ""
-
-    def result_fields(self) -> dict[str, Any]:
-        fields = asdict(self)
-        fields["verdict"] = self.verdict
-        fields["detail"] = self.detail[:DETAIL_MAX_CHARS]
-        return fields
 
 
 class Pipeline:
@@ -126,7 +98,7 @@ class Pipeline:
         trusted_libraries: tuple[str, ...],
     ) -> Evaluation:
         try:
-            problem = get_problem(problem_name).built_for(self.config.march)
+            problem = get_problem(problem_name, self.config.problem_dirs).built_for(self.config.march)
             n = problem.default_size if size is None else size
             problem.check_size(n)
         except ValueError as error:
@@ -141,7 +113,7 @@ class Pipeline:
         if build.cached:
             metrics.CACHE_HITS.labels("build").inc()
         if build.verdict is not Verdict.OK or build.binary is None:
-            evaluation = Evaluation(build.verdict, build.detail, compile_s=build.compile_s)
+            evaluation = Evaluation(build.verdict, build.detail, metric=problem.metric, compile_s=build.compile_s)
         else:
             metrics.COMPILE_SECONDS.observe(build.compile_s)
             trusted = bool(trusted_libraries)
@@ -149,7 +121,7 @@ class Pipeline:
             if measurement.over_peak:
                 measurement = self._confirm_impossible_speed(build.binary, problem, n, measurement, cancel, trusted)
             metrics.RUN_SECONDS.observe(measurement.run_s)
-            evaluation = _evaluation_of(measurement, build.compile_s)
+            evaluation = _evaluation_of(measurement, problem.metric, build.compile_s)
         if use_cache and self.results:
             stored = asdict(evaluation)
             stored["verdict"] = str(evaluation.verdict)
@@ -222,18 +194,23 @@ class Pipeline:
             self.results.close()
 
 
-def _evaluation_of(measurement: Measurement, compile_s: float) -> Evaluation:
-    gflops = measurement.gflops if measurement.verdict is Verdict.OK else ()
+def _evaluation_of(measurement: Measurement, metric: str, compile_s: float) -> Evaluation:
+    ok = measurement.verdict is Verdict.OK
+    rates, gflops = (measurement.rates, measurement.gflops) if ok else ((), ())
     detail = measurement.detail
-    if measurement.output and measurement.verdict is not Verdict.OK:
+    if measurement.output and not ok:
         detail += f"; candidate output: {measurement.output[:300]!r}"
     return Evaluation(
         verdict=measurement.verdict,
         detail=detail,
-        gflops_median=measurement.gflops_median if gflops else 0.0,
+        metric=metric,
+        rate_median=statistics.median(rates) if rates else 0.0,
+        rate_min=min(rates, default=0.0),
+        rate_max=max(rates, default=0.0),
+        gflops_median=statistics.median(gflops) if gflops else 0.0,
         gflops_min=min(gflops, default=0.0),
         gflops_max=max(gflops, default=0.0),
-        cv=measurement.cv if gflops else 0.0,
+        cv=measurement.cv if rates else 0.0,
         repetitions=len(measurement.seconds),
         compile_s=compile_s,
         run_s=measurement.run_s,

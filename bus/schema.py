@@ -143,9 +143,21 @@ class Result(Event, frozen=True, kw_only=True, tag="result"):
     attempt: Annotated[int, msgspec.Meta(ge=1)] = 1
     source: SourceCode
     verdict: Verdict
+    metric: str = ""
+    """The problem's figure of merit: `gflops` or `gbps` (GB/s); the unit of rate_* and *_rate. Empty from a
+    bencher that predates the problem suite: read gflops_* then."""
+    rate_median: NonNegativeFloat = 0.0
+    """Median rate of the timed calls in the metric's unit: what rewards and `hpcrl eval` use."""
+    rate_min: NonNegativeFloat = 0.0
+    rate_max: NonNegativeFloat = 0.0
     gflops_median: NonNegativeFloat = 0.0
+    """Floating-point rate (0 when the problem counts no flops): the figure checked against the node's peak."""
     gflops_min: NonNegativeFloat = 0.0
     gflops_max: NonNegativeFloat = 0.0
+    naive_rate: NonNegativeFloat = 0.0
+    """The node's rate for the problem's naive reference at this size (0: not measured)."""
+    vendor_rate: NonNegativeFloat = 0.0
+    """The node's rate for the problem's vendor-library baseline (0: none, or not measured)."""
     cv: NonNegativeFloat = 0.0
     """Coefficient of variation of the timed repetitions (std / mean)."""
     repetitions: NonNegativeInt = 0

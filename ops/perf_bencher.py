@@ -48,14 +48,15 @@ from bencher.calibration import (
     library_pipeline,
 )
 from bencher.config import BencherConfig
+from bencher.evaluation import Evaluation
 from bencher.measure import judge, run_limits
 from bencher.node import KERNELS_DIR, Node, detect_node
-from bencher.pipeline import Evaluation, Pipeline
-from bencher.registry import Problem, get_problem
+from bencher.pipeline import Pipeline
 from bencher.sandbox import Mount, Sandbox, SandboxError, SandboxRun
 from bus.client import BusClient
 from bus.config import BusConfig, ClientConfig
 from bus.daemon import setup_logging
+from bus.problems import Problem, get_problem
 from bus.schema import Result, Verdict
 from ops.bench_demo import NAIVE
 from ops.perf import PerfReport

@@ -11,7 +11,7 @@ import pytest
 
 from bencher.node import Node
 from bencher.pipeline import Pipeline
-from bencher.registry import get_problem
+from bus.problems import get_problem
 from bus.schema import Verdict
 from tests.bencher_support import LADDER, fast_config
 

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from bencher.evaluation import Evaluation
 from bencher.measure import judge, run_limits
 from bencher.node import Node
-from bencher.pipeline import Evaluation, Pipeline
-from bencher.registry import get_problem
+from bencher.pipeline import Pipeline
 from bencher.sandbox import SandboxRun
+from bus.problems import get_problem
 from bus.schema import Verdict
 from tests.bencher_support import CORPUS, fast_config, sandbox_processes
 

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
+from bencher.evaluation import Evaluation
 from bencher.node import Node, detect_node
 from bencher.peak import PROBE_MIN_FRACTION_OF_THEORY, FpUnits, PeakError, Probe, fp_units, read_cpuinfo
-from bencher.pipeline import Evaluation, Pipeline
+from bencher.pipeline import Pipeline
 from bencher.trust import check_peak_against_trusted_kernels, measure_trusted_kernels
 from bus.schema import Verdict
 from tests.bencher_support import CORPUS, LADDER, fast_config

@@ -136,7 +136,7 @@ def test_a_missing_compiler_is_our_fault_and_the_detail_names_the_fix(tmp_path: 
 def test_a_build_writes_through_a_temporary_name_of_its_own(tmp_path: Path, node: Node) -> None:
     """SLURM tasks on one node share bencher.cache_dir and may build one key at the same moment: a build
     must not write through a name another bencher is writing through (here: one stuck half-way)."""
-    from bencher.registry import get_problem
+    from bus.problems import get_problem
 
     builder = Pipeline(fast_config(tmp_path), node=node).builder
     problem, source = get_problem("dgemm"), (LADDER / "naive_ijk.c").read_text()

@@ -16,8 +16,8 @@ import pytest
 
 from bencher import policy
 from bencher.build import CANDIDATE_FLAGS, Builder
-from bencher.registry import get_problem
 from bencher.sandbox import Sandbox
+from bus.problems import get_problem
 from bus.schema import Verdict
 from tests.bencher_support import CORPUS, LADDER, fast_config
 

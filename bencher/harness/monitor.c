@@ -112,21 +112,60 @@ void random_draw(double *out, size_t count) {
     }
 }
 
-void random_fill(double *out, size_t count) {
+/* Eight xorshift64* lanes keyed by 512 fresh bits: one stream per buffer, never reused. */
+typedef struct {
     uint64_t lane[FILL_LANES];
-    random_bytes(lane, sizeof lane);
-    for (int l = 0; l < FILL_LANES; l++) lane[l] |= 1; /* xorshift state must not be 0 */
-    size_t i = 0;
-    for (; i + FILL_LANES <= count; i += FILL_LANES)
-        for (int l = 0; l < FILL_LANES; l++) {
-            uint64_t x = lane[l];
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            lane[l] = x;
-            out[i + (size_t)l] = uniform_of(x * 0x2545F4914F6CDD1DULL);
-        }
-    if (i < count) random_draw(out + i, count - i);
+} keyed_stream;
+
+static void stream_start(keyed_stream *s) {
+    random_bytes(s->lane, sizeof s->lane);
+    for (int l = 0; l < FILL_LANES; l++) s->lane[l] |= 1; /* xorshift state must not be 0 */
+}
+
+static inline uint64_t stream_next(keyed_stream *s, int l) {
+    uint64_t x = s->lane[l];
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    s->lane[l] = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* One loop shape for every element type: whole groups of eight (the lanes vectorize), then the tail. */
+#define FILL_WITH_STREAM(out, count, convert)                                                      \
+    do {                                                                                           \
+        keyed_stream stream_;                                                                      \
+        stream_start(&stream_);                                                                    \
+        size_t i_ = 0;                                                                             \
+        for (; i_ + FILL_LANES <= (count); i_ += FILL_LANES)                                       \
+            for (int l_ = 0; l_ < FILL_LANES; l_++) (out)[i_ + (size_t)l_] = convert(stream_next(&stream_, l_)); \
+        for (int l_ = 0; i_ < (count); i_++, l_++) (out)[i_] = convert(stream_next(&stream_, l_));  \
+    } while (0)
+
+static float uniform_float_of(uint64_t bits) { return (float)(bits >> 40) * 0x1.0p-23f - 1.0f; }
+
+void random_fill(double *out, size_t count) { FILL_WITH_STREAM(out, count, uniform_of); }
+
+void random_fill_float(float *out, size_t count) { FILL_WITH_STREAM(out, count, uniform_float_of); }
+
+void random_ints(int *out, size_t count, int below) {
+    /* Lemire's multiply-shift: the bias is below 2^-32 * below, invisible at the sizes used. */
+#define BELOW(bits) ((int)(((bits) >> 32) * (uint64_t)below >> 32))
+    FILL_WITH_STREAM(out, count, BELOW);
+#undef BELOW
+}
+
+void random_bytes_fill(void *out, size_t bytes) {
+    uint64_t *words = out;
+    size_t whole = bytes / sizeof(uint64_t);
+#define SAME(bits) (bits)
+    FILL_WITH_STREAM(words, whole, SAME);
+#undef SAME
+    if (bytes % sizeof(uint64_t)) {
+        uint64_t last;
+        random_bytes(&last, sizeof last);
+        memcpy((char *)out + whole * sizeof(uint64_t), &last, bytes % sizeof(uint64_t));
+    }
 }
 
 /* A buffer shared with the candidate's process, with an inaccessible guard page on each side:
@@ -138,6 +177,72 @@ static void *shared_alloc(size_t bytes) {
     if (mprotect(p + page, span, PROT_READ | PROT_WRITE) != 0) return NULL;
     /* Start 64-byte aligned (aligned vector loads work), end at most 56 bytes before the guard. */
     return p + page + ((span - bytes) & ~(size_t)63);
+}
+
+/* The buffers of the candidate's arguments (monitor.h): the monitor stages them before each call and
+ * collects them after it, so every harness gets the same input check and the same garbage in outputs. */
+#define MAX_BUFFERS 16
+typedef enum { BUFFER_INPUT, BUFFER_OUTPUT, BUFFER_INOUT } buffer_role;
+typedef struct {
+    buffer_role role;
+    garbage_kind garbage;
+    size_t bytes;
+    const char *name;
+    void *shared;
+    void *before; /* input: the private copy; in-out: the initial value; output: unused */
+    void *after;  /* output and in-out: the snapshot taken at return; input: unused */
+} buffer;
+static buffer buffers[MAX_BUFFERS];
+static int buffer_count;
+
+static void *register_buffer(buffer_role role, size_t bytes, const char *name, garbage_kind garbage, void **before,
+                             void **after) {
+    if (buffer_count == MAX_BUFFERS) infra("a harness asked for more than 16 buffers");
+    size_t size = bytes ? bytes : 1;
+    buffer *b = &buffers[buffer_count++];
+    *b = (buffer){.role = role, .garbage = garbage, .bytes = bytes, .name = name, .shared = shared_alloc(size)};
+    if (before) *before = b->before = malloc(size);
+    if (after) *after = b->after = malloc(size);
+    if (!b->shared || (before && !b->before) || (after && !b->after)) return NULL;
+    return b->shared;
+}
+
+void *input_buffer(size_t bytes, const char *name, void **copy) {
+    return register_buffer(BUFFER_INPUT, bytes, name, GARBAGE_RANDOM, copy, NULL);
+}
+
+void *output_buffer(size_t bytes, const char *name, garbage_kind garbage, void **snapshot) {
+    return register_buffer(BUFFER_OUTPUT, bytes, name, garbage, NULL, snapshot);
+}
+
+void *inout_buffer(size_t bytes, const char *name, void **initial, void **snapshot) {
+    return register_buffer(BUFFER_INOUT, bytes, name, GARBAGE_RANDOM, initial, snapshot);
+}
+
+/* Before a call: inputs and in-out buffers from their private values, garbage in every output. */
+static void stage_buffers(void) {
+    for (int i = 0; i < buffer_count; i++) {
+        buffer *b = &buffers[i];
+        if (b->role != BUFFER_OUTPUT) memcpy(b->shared, b->before, b->bytes);
+        else if (b->garbage == GARBAGE_NAN) memset(b->shared, 0xff, b->bytes);
+        else random_bytes_fill(b->shared, b->bytes);
+    }
+}
+
+/* After a call (the candidate's process stopped): snapshots of what it returned; an input that differs from
+ * what we wrote is the candidate's doing, and ends the run. */
+static void collect_buffers(long rep) {
+    for (int i = 0; i < buffer_count; i++) {
+        buffer *b = &buffers[i];
+        if (b->role != BUFFER_INPUT) {
+            memcpy(b->after, b->shared, b->bytes);
+        } else if (memcmp(b->shared, b->before, b->bytes) != 0) {
+            size_t at = 0;
+            while (((const unsigned char *)b->shared)[at] == ((const unsigned char *)b->before)[at]) at++;
+            fail("wrong_answer", "repetition %ld: the candidate modified its input %s (byte %zu of %zu)", rep, b->name,
+                 at, b->bytes);
+        }
+    }
 }
 
 static double now_s(void) {
@@ -422,7 +527,7 @@ int main(int argc, char **argv) {
     options o;
     parse_args(argc, argv, &o);
     problem_params params = {.n = o.n, .full_check_max_n = o.full_check_max_n, .tolerance = o.tolerance};
-    problem *p = problem_setup(&params, shared_alloc);
+    problem *p = problem_setup(&params);
     if (!p) fail("resource_limit", "inputs for n=%ld do not fit in the memory limit", o.n);
     double *timed = malloc(sizeof(double) * (size_t)o.max_reps);
     if (!timed) infra("out of memory for timings");
@@ -454,6 +559,7 @@ int main(int argc, char **argv) {
     double timed_total = 0.0;
     for (long rep = 0;; rep++) {
         problem_fill(p); /* fresh keys from getrandom: nothing the child saw predicts these */
+        stage_buffers();
         double cpu_before = cpu_s(child_clock);
         double outside = cpu_before > cpu_after_previous ? cpu_before - cpu_after_previous : 0.0;
         char token = 'g';
@@ -467,7 +573,7 @@ int main(int argc, char **argv) {
         cpu_after_previous = cpu_s(child_clock); /* CPU used until the freeze counts as outside the calls */
         freeze_child("after a call");
         follow_cpu(last_cpu_of(child_pid));
-        problem_snapshot(p);
+        collect_buffers(rep);
         double max_error, bound;
         int correct = problem_verify(p, &max_error, &bound); /* its check vectors are drawn now */
         int warm = rep < o.warmup;

@@ -25,6 +25,12 @@ void random_fill(double *out, size_t count);
  * drawn only after the candidate's output is copied to private memory. */
 void random_draw(double *out, size_t count);
 
+/* The same as random_fill for floats, and `count` integers uniform in [0, below) (below >= 1), and `bytes`
+ * random bytes: each call with a key of its own. */
+void random_fill_float(float *out, size_t count);
+void random_ints(int *out, size_t count, int below);
+void random_bytes_fill(void *out, size_t bytes);
+
 typedef struct {
     long n;
     long full_check_max_n; /* full comparison against the reference up to this size */
@@ -38,17 +44,38 @@ typedef struct problem problem; /* defined by each problem's harness */
 typedef void (*entry_point)(void);
 extern const char problem_entry[];
 
-/* Allocate buffers: those the candidate sees through `shared_alloc` (shared with the child),
- * private copies with plain malloc. Returns NULL when memory is short. */
-problem *problem_setup(const problem_params *params, void *(*shared_alloc)(size_t bytes));
-/* Fresh random inputs (shared buffers and private copies) and NaN in every output element. */
+/* Buffers the candidate sees. A harness allocates every buffer of its entry point's arguments through these
+ * in problem_setup; the monitor owns them from then on, so no harness can forget a check:
+ * - an input: the harness writes its private copy in problem_fill; before each call the monitor copies it to
+ *   the shared buffer, and after the call it compares the two bytewise: a candidate that writes to an input
+ *   (to scratch space, or to undo its own work) fails with wrong_answer, naming the input.
+ * - an output: before each call the monitor fills the shared buffer with garbage of the given kind (NaN in
+ *   every element, or random bytes for integers), so an element the candidate does not write is wrong;
+ *   after the call it copies the buffer to the private snapshot that problem_verify reads.
+ * - an in-out buffer (a sort in place, y = alpha A x + beta y): the harness writes `initial` in problem_fill,
+ *   the monitor copies it in before the call and the result out to `snapshot` after it.
+ * `name` appears in verdict details. Each returns the private pointer(s) through the out-parameters and
+ * the shared buffer as its value (NULL when memory is short); the shared buffer starts 64-byte aligned,
+ * with an inaccessible guard page behind its last element and before its first. */
+typedef enum {
+    GARBAGE_NAN,   /* doubles or floats: every bit set, so every element is a NaN */
+    GARBAGE_RANDOM /* integers: fresh random bytes each call (any fixed value could be the answer) */
+} garbage_kind;
+void *input_buffer(size_t bytes, const char *name, void **copy);
+void *output_buffer(size_t bytes, const char *name, garbage_kind garbage, void **snapshot);
+void *inout_buffer(size_t bytes, const char *name, void **initial, void **snapshot);
+
+/* Allocate the problem's buffers (through the three functions above) and any private scratch. Returns NULL
+ * when memory is short. */
+problem *problem_setup(const problem_params *params);
+/* Fresh random inputs in the private copies of inputs and the initial values of in-out buffers. */
 void problem_fill(problem *p);
-/* In the child: call the candidate's entry point on the shared buffers. */
+/* In the child: call the candidate's entry point on the shared buffers. A returned scalar goes to an
+ * output buffer of its own. */
 void problem_call(problem *p, entry_point entry);
-/* Copy the shared outputs to private memory: what is verified is what was there at return. */
-void problem_snapshot(problem *p);
-/* Verify the snapshot against the private inputs. Sets the largest error and the bound it had
- * to stay within; returns 1 when correct (NaN and Inf are never correct). */
+/* Verify the snapshots against the private inputs. Sets the largest error and the bound it had to stay
+ * within (with bounds that differ by element: the error and bound of the element that came closest to or
+ * furthest past its bound); returns 1 when correct (NaN and Inf are never correct). */
 int problem_verify(problem *p, double *max_error, double *bound);
 
 #endif

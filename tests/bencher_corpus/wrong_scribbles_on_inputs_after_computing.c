@@ -1,7 +1,8 @@
-/* expect: ok
- * why: casts away const and overwrites A and B with zeros after writing the right C.
- *      The monitor verifies against its own copies of the inputs and refills them before
- *      every call, so the damage is invisible and the answer is right.
+/* expect: wrong_answer
+ * detail: modified its input A
+ * why: casts away const and overwrites A and B with zeros after writing the right C. The inputs are
+ *      const: a kernel that writes them breaks its caller (whose matrices they are), however right C
+ *      is. The monitor compares every input with its private copy after each call.
  */
 #include <string.h>
 

@@ -27,21 +27,18 @@ struct problem {
     double *a, *b, *c, *scratch; /* private: inputs as we wrote them, output as it was at return */
 };
 
-problem *problem_setup(const problem_params *params, void *(*shared_alloc)(size_t bytes)) {
+problem *problem_setup(const problem_params *params) {
     size_t n = (size_t)params->n, bytes = n * n * sizeof(double);
     problem *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->n = params->n;
     p->full_check_max_n = params->full_check_max_n;
     p->tolerance = params->tolerance;
-    p->A = shared_alloc(bytes);
-    p->B = shared_alloc(bytes);
-    p->C = shared_alloc(bytes);
-    p->a = malloc(bytes);
-    p->b = malloc(bytes);
-    p->c = malloc(bytes);
+    p->A = input_buffer(bytes, "A", (void **)&p->a);
+    p->B = input_buffer(bytes, "B", (void **)&p->b);
+    p->C = output_buffer(bytes, "C", GARBAGE_NAN, (void **)&p->c);
     p->scratch = malloc(bytes > 6 * n * sizeof(double) ? bytes : 6 * n * sizeof(double));
-    if (!p->A || !p->B || !p->C || !p->a || !p->b || !p->c || !p->scratch) return NULL;
+    if (!p->A || !p->B || !p->C || !p->scratch) return NULL;
     return p;
 }
 
@@ -49,14 +46,9 @@ void problem_fill(problem *p) {
     size_t count = (size_t)(p->n * p->n);
     random_fill(p->a, count);
     random_fill(p->b, count);
-    memcpy(p->A, p->a, count * sizeof(double));
-    memcpy(p->B, p->b, count * sizeof(double));
-    for (size_t i = 0; i < count; i++) p->C[i] = NAN;
 }
 
 void problem_call(problem *p, entry_point entry) { ((dgemm_fn)entry)((int)p->n, p->A, p->B, p->C); }
-
-void problem_snapshot(problem *p) { memcpy(p->c, p->C, (size_t)(p->n * p->n) * sizeof(double)); }
 
 /* Reference product into `out` (i-k-j order: vectorizable, no candidate code involved). */
 static void reference(long n, const double *a, const double *b, double *out) {

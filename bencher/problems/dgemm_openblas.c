@@ -1,5 +1,5 @@
-/* OpenBLAS's DGEMM behind the candidate entry point: a speed reference for `hpcrl perf bencher`.
- * Built only as a trusted calibration kernel (linked with -lopenblas); candidates can never link
+/* The vendor baseline of `dgemm`: OpenBLAS's DGEMM behind the candidate entry point.
+ * Built only as a trusted kernel (linked with -lopenblas); candidates can never link
  * a library, and the symbol allowlist rejects any reference to BLAS. */
 #include <cblas.h>
 

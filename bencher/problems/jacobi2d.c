@@ -22,30 +22,21 @@ struct problem {
     double *in, *out; /* private */
 };
 
-problem *problem_setup(const problem_params *params, void *(*shared_alloc)(size_t bytes)) {
+problem *problem_setup(const problem_params *params) {
     size_t n = (size_t)params->n, bytes = n * n * sizeof(double);
     problem *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->n = params->n;
     p->tolerance = params->tolerance;
-    p->IN = shared_alloc(bytes);
-    p->OUT = shared_alloc(bytes);
-    p->in = malloc(bytes);
-    p->out = malloc(bytes);
-    if (!p->IN || !p->OUT || !p->in || !p->out) return NULL;
+    p->IN = input_buffer(bytes, "in", (void **)&p->in);
+    p->OUT = output_buffer(bytes, "out", GARBAGE_NAN, (void **)&p->out);
+    if (!p->IN || !p->OUT) return NULL;
     return p;
 }
 
-void problem_fill(problem *p) {
-    size_t count = (size_t)(p->n * p->n);
-    random_fill(p->in, count);
-    memcpy(p->IN, p->in, count * sizeof(double));
-    for (size_t i = 0; i < count; i++) p->OUT[i] = NAN;
-}
+void problem_fill(problem *p) { random_fill(p->in, (size_t)(p->n * p->n)); }
 
 void problem_call(problem *p, entry_point entry) { ((jacobi2d_fn)entry)((int)p->n, p->IN, p->OUT); }
-
-void problem_snapshot(problem *p) { memcpy(p->out, p->OUT, (size_t)(p->n * p->n) * sizeof(double)); }
 
 int problem_verify(problem *p, double *max_error, double *bound) {
     long n = p->n;

@@ -1,0 +1,10 @@
+/* The naive reference of `dgemm`: the textbook i-j-k triple loop with a scalar accumulator, no blocking,
+ * no vectorisation hints, no threads. Speedups are measured against it on each node. */
+void dgemm(int n, const double *A, const double *B, double *C) {
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0.0;
+            for (int k = 0; k < n; k++) s += A[i * n + k] * B[k * n + j];
+            C[i * n + j] = s;
+        }
+}

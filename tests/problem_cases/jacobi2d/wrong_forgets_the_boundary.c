@@ -1,0 +1,7 @@
+/* expect: wrong_answer
+ * why: updates the interior only: the boundary rows and columns of out are left as they were. */
+void jacobi2d(int n, const double *in, double *out) {
+    for (int i = 1; i < n - 1; i++)
+        for (int j = 1; j < n - 1; j++)
+            out[i * n + j] = 0.25 * (in[(i - 1) * n + j] + in[(i + 1) * n + j] + in[i * n + j - 1] + in[i * n + j + 1]);
+}
