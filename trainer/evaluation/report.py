@@ -92,7 +92,9 @@ def eval_object(
 
 def _problem_object(problem: ProblemFigures) -> dict[str, Any]:
     # `tasks` is the problem's count of tasks (as in `overall`); the tasks themselves are its sizes.
-    by_size = [{k: v for k, v in dataclasses.asdict(t).items() if k != "problem"} for t in problem.tasks]
+    by_size = [{"size": t.size, **dataclasses.asdict(t)} for t in problem.tasks]
+    for task in by_size:
+        del task["problem"]
     return {**dataclasses.asdict(problem.figures), "by_size": by_size}
 
 

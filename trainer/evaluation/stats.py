@@ -111,11 +111,9 @@ class Sample:
 
 
 @dataclass(frozen=True)
-class TaskFigures:
-    """The figures of one task: one (problem, size) and its samples."""
+class Tally:
+    """What the figures of a task and of a set of tasks share: the samples counted and the estimates."""
 
-    problem: str
-    size: int
     samples: int
     """Samples given, dropped ones included."""
     n: int
@@ -131,43 +129,40 @@ class TaskFigures:
     verdicts: dict[str, int]
     """Of n: samples per verdict."""
     pass_at_k: float | None
+    """A task's estimate; for a set of tasks, the mean over the tasks that have one (likewise each
+    estimate below)."""
     fast_1_at_k: float | None
     fast_2_at_k: float | None
     fast_4_at_k: float | None
     vendor_fast_1_at_k: float | None
     missing: dict[str, str]
     """Why a figure is None, by figure name."""
+    distinct_programs: int
+    """Distinct programs (source digests) among the samples in n: a cached repeat counts once."""
+
+
+@dataclass(frozen=True)
+class TaskFigures(Tally):
+    """The figures of one task: one (problem, size) and its samples."""
+
+    problem: str
+    size: int
     best_rate: float | None
     """The fastest correct sample's rate; None when none is correct."""
     best_speedup: float | None
     """The highest speedup of a correct sample over its naive reference (each sample's own node's: the
     fastest sample when one node measured the task); None: unsolved or reference unknown."""
-    distinct_programs: int
-    """Distinct programs (source digests) among the samples in n."""
 
 
 @dataclass(frozen=True)
-class Figures:
+class Figures(Tally):
     """The figures of a set of tasks: one problem's sizes, or every task (overall)."""
 
     tasks: int
     tasks_measured: int
     """Tasks with at least one sample in n."""
-    samples: int
-    n: int
-    dropped: int
-    broken: int
-    cached: int
-    correct: int
     correct_share: float | None
     """correct / n over all the tasks' samples; None when n = 0."""
-    verdicts: dict[str, int]
-    pass_at_k: float | None
-    """Mean over tasks of the tasks' estimates (likewise each estimate below)."""
-    fast_1_at_k: float | None
-    fast_2_at_k: float | None
-    fast_4_at_k: float | None
-    vendor_fast_1_at_k: float | None
     solved_tasks: int
     """Tasks with at least one correct sample."""
     solved_share: float | None
@@ -176,10 +171,6 @@ class Figures:
     """Geometric mean over solved tasks of the best correct sample's speedup over the naive reference."""
     estimated: dict[str, int]
     """Tasks that each mean (estimates, geomean_speedup) is taken over."""
-    missing: dict[str, str]
-    """Why a figure is None, by figure name."""
-    distinct_programs: int
-    """Distinct programs among the samples in n (a cached repeat counts once)."""
     techniques: dict[str, int]
     """Distinct programs using each technique label."""
     cells: list[list[str]]
