@@ -13,7 +13,7 @@ import torch
 from trainer import checkpoint
 from trainer.generation import Completion
 from trainer.grpo import GRPOConfig, collate, optimizer_for, scheduler_for, update_step
-from trainer.loop import Batch, Sample
+from trainer.loop import Batch, GroupTask, Sample
 from trainer.policy import PolicyConfig, load_policy
 
 
@@ -24,14 +24,22 @@ def a_batch() -> Batch:
         for i in range(3)
     ]  # fmt: skip
     samples = [Sample(c, f"run-s4-{i}-abc", c.text if i else None) for i, c in enumerate(completions)]
-    return Batch(step=4, stage=2, samples=samples, generate_s=0.75)
+    return Batch(step=4, tasks=[GroupTask("jacobi2d", 255, 2)], samples=samples, generate_s=0.75)
 
 
 def test_a_batch_survives_json_as_it_was() -> None:
     batch = a_batch()
-    again = Batch.from_json(json.loads(json.dumps(batch.to_json())))
+    again = Batch.from_json(json.loads(json.dumps(batch.to_json())), GroupTask("dgemm", 256, 0))
     assert again == batch
     assert isinstance(again.samples[0].completion.completion_ids, tuple)
+
+
+def test_a_batch_saved_before_batches_named_their_tasks_is_the_runs_one_problem() -> None:
+    saved = a_batch().to_json()
+    del saved["tasks"]
+    saved["stage"] = 3
+    again = Batch.from_json(json.loads(json.dumps(saved)), GroupTask("dgemm", 256, 0))
+    assert again.tasks == [GroupTask("dgemm", 256, 3)] and again.stage == 3
 
 
 @pytest.fixture
@@ -78,7 +86,7 @@ def test_a_checkpoint_round_trips_every_part(tiny_model: Path, trained: tuple, t
     loaded = checkpoint.load_state(path)
 
     assert loaded == state
-    assert Batch.from_json(loaded.pending or {}) == a_batch()
+    assert Batch.from_json(loaded.pending or {}, GroupTask("dgemm", 256, 0)) == a_batch()
     saved, again = adapter_weights(model), adapter_weights(restored)
     assert saved.keys() == again.keys() and saved
     assert all(torch.equal(saved[name], again[name]) for name in saved)

@@ -175,6 +175,25 @@ def test_an_outcome_is_built_from_a_bencher_result_and_the_archives_flag() -> No
     assert reward(outcome, PAPER) == 8.0
 
 
+def test_a_result_in_its_problems_metric_carries_its_rates_and_its_nodes_naive_baseline() -> None:
+    result = Result(
+        id="r1", sender="bencher-1", seq=1, sent_at=0.0, candidate_id="c1", run="run", problem="transpose", size=99,
+        source="void transpose(void) {}", verdict="ok", metric="gbps", rate_median=12.0, rate_min=11.0, rate_max=13.0,
+        naive_rate=3.0,
+    )  # type: ignore[arg-type]  # fmt: skip
+    outcome = Outcome.from_result(result, outside_stage=False)
+    assert outcome == Outcome("ok", 12.0, 11.0, 13.0, outside_stage=False, naive_rate=3.0)
+    by_node = RewardConfig(preset=RewardPreset.LOG_SPEEDUP)
+    assert reward(outcome, by_node) == pytest.approx(math.log(4.0))
+    assert reward(outcome, LOG_SPEEDUP) == pytest.approx(math.log(6.0))  # a fixed baseline takes precedence
+
+
+def test_log_speedup_drops_an_outcome_whose_node_measured_no_naive_baseline() -> None:
+    by_node = RewardConfig(preset=RewardPreset.LOG_SPEEDUP)
+    assert reward(Outcome("ok", 5.0, outside_stage=False), by_node) is None  # unknown speedup: never guessed
+    assert reward(Outcome("wrong_answer", outside_stage=False), by_node) == -5.0  # failures need no baseline
+
+
 def test_an_unknown_verdict_is_our_own_bug_and_raises() -> None:
     with pytest.raises(ValueError, match="valid: compile_error"):
         Outcome("fast")
@@ -190,7 +209,7 @@ def test_presets_and_policies_may_be_given_as_strings_from_toml() -> None:
     [
         ({"preset": "fastest"}, "valid: paper, log_speedup, normalized"),
         ({"outside_stage": "forgive"}, "valid: violation, zero, ignore"),
-        ({"preset": "log_speedup"}, "needs naive_baseline_gflops > 0"),
+        ({"naive_baseline_gflops": -1.0}, "must be >= 0"),
         ({"preset": "normalized"}, "needs peak_gflops > 0"),
         ({"penalties": {"ok": 1.0}}, "unknown verdicts ['ok']"),
         ({"penalties": {"infra_error": -1.0}}, "never charged"),

@@ -42,6 +42,7 @@ from trainer.grpo import AdvantageStats, GRPOConfig, LossAggregation, advantages
 from trainer.policy import load_policy
 from trainer.prompts import build_prompt, load_problem_text
 from trainer.rewards import LOST, NO_CODE, Outcome, group_rewards
+from trainer.tasks import schedule
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +56,36 @@ class Sample:
     outside_stage: bool | None = None
 
 
+@dataclass(frozen=True)
+class GroupTask:
+    """What one prompt (GRPO group) of a batch asked for: its problem, size, and that problem's stage then."""
+
+    problem: str
+    size: int
+    stage: int
+
+
 @dataclass
 class Batch:
     step: int
-    stage: int
+    tasks: list[GroupTask]
+    """One per group, in group order."""
     samples: list[Sample]
     generate_s: float
+
+    @property
+    def stage(self) -> int:
+        """The lowest stage among the batch's problems (the step's stage when it trains on one problem)."""
+        return min(task.stage for task in self.tasks)
+
+    def task_of(self, sample: Sample) -> GroupTask:
+        return self.tasks[sample.completion.group]
 
     def to_json(self) -> dict[str, Any]:
         """The sampled batch (before submission) as a checkpoint keeps it."""
         return {
             "step": self.step,
-            "stage": self.stage,
+            "tasks": [asdict(task) for task in self.tasks],
             "generate_s": self.generate_s,
             "samples": [
                 {"candidate_id": s.candidate_id, "code": s.code, "completion": _json_of(s.completion)}
@@ -75,7 +94,8 @@ class Batch:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Batch:
+    def from_json(cls, data: dict[str, Any], single: GroupTask) -> Batch:
+        """`single`: the run's one problem and size, for a batch saved before batches named their tasks."""
         samples = []
         for sample in data["samples"]:
             c = sample["completion"]
@@ -88,7 +108,9 @@ class Batch:
                 policy_version=int(c["policy_version"]),
             )
             samples.append(Sample(completion, sample["candidate_id"], sample["code"]))
-        return cls(data["step"], data["stage"], samples, data["generate_s"])
+        groups = 1 + max((s.completion.group for s in samples), default=-1)
+        saved = data.get("tasks") or [{**asdict(single), "stage": data["stage"]}] * groups
+        return cls(data["step"], [GroupTask(**task) for task in saved], samples, data["generate_s"])
 
     def groups(self) -> list[list[Sample]]:
         """The samples of each prompt (GRPO group), in prompt order: the rows of rewards and advantages."""
@@ -199,7 +221,8 @@ class Trainer:
             log.info("event=resumed checkpoint=%s step=%d", resume, self.state.step)
         # A resumed model holds its checkpoint's adapter: the backend serves that version from the start.
         self.backend.load_policy(self.model, self.state.policy_version)
-        self.problem = load_problem_text(config.loop.problem)
+        self.tasks = config.tasks
+        self.problem_texts = {t.problem: load_problem_text(t.problem, config.problem_dirs) for t in self.tasks}
         self.client = BusClient(
             hpcrl.bus,
             hpcrl.client,
@@ -217,7 +240,8 @@ class Trainer:
     def run(self) -> int:
         self._read_stages(initial=True)
         # A resumed run submits the batch its checkpoint generated ahead: the same samples, the same ids.
-        ahead = Batch.from_json(self.state.pending) if self.state.pending else None
+        single = GroupTask(self.tasks[0].problem, self.tasks[0].size, 0)
+        ahead = Batch.from_json(self.state.pending, single) if self.state.pending else None
         try:
             while self.state.step < self.config.loop.steps and not self.stop.is_set():
                 ahead = self.step(ahead)
@@ -286,12 +310,16 @@ class Trainer:
             )
 
     def _generate(self, number: int) -> Batch:
-        view = self.state.stages.get(self.config.loop.problem)
-        stage = int(view["stage"]) if view else 0
-        prompt = render_prompt(self.tokenizer, build_prompt(self.problem, view["techniques"] if view else None))
+        tasks, prompts = [], []
+        for task in schedule(self.tasks, number, self.config.loop.prompts_per_step):
+            # Each prompt carries its own problem's stage: the archive stages problems independently.
+            view = self.state.stages.get(task.problem)
+            tasks.append(GroupTask(task.problem, task.size, int(view["stage"]) if view else 0))
+            text = build_prompt(self.problem_texts[task.problem], view["techniques"] if view else None)
+            prompts.append(render_prompt(self.tokenizer, text))
         started = time.monotonic()
         completions = self.ranks.sample(
-            [prompt] * self.config.loop.prompts_per_step,
+            prompts,
             self.config.grpo.group_size,
             self.config.sampling,
             self.state.policy_version,
@@ -303,18 +331,19 @@ class Trainer:
             # The id names the content: a batch regenerated after a restart reuses a result only for the same code.
             digest = hashlib.sha256((code or completion.text).encode()).hexdigest()[:16]
             samples.append(Sample(completion, f"{self.config.loop.run}-s{number}-{index}-{digest}", code))
-        return Batch(number, stage, samples, generate_s)
+        return Batch(number, tasks, samples, generate_s)
 
     def _submit(self, batch: Batch) -> None:
         for sample in batch.samples:
             if sample.code is None:
                 continue
+            task = batch.task_of(sample)
             self.client.submit(
-                problem=self.config.loop.problem,
-                size=self.config.loop.size,
+                problem=task.problem,
+                size=task.size,
                 source=sample.code,
                 run=self.config.loop.run,
-                stage=batch.stage,
+                stage=task.stage,
                 policy_version=sample.completion.policy_version,
                 candidate_id=sample.candidate_id,
             )
@@ -330,18 +359,16 @@ class Trainer:
         metrics.PENDING.set(0)
         for sample in waiting.values():
             log.warning("event=candidate_lost id=%s (dropped from its group)", sample.candidate_id)
-        if batch.stage == 0:
-            # Not staged (no archive has announced a stage): nothing can lie outside a stage.
-            for sample in batch.samples:
+        # A problem not staged (no archive has announced a stage for it): nothing can lie outside a stage.
+        staged = [s for s in batch.samples if batch.task_of(s).stage > 0]
+        for sample in batch.samples:
+            if batch.task_of(sample).stage == 0:
                 sample.outside_stage = False
-            return
         flags_by = time.monotonic() + self.config.loop.archive_wait_s
-        while time.monotonic() < flags_by and any(
-            s.candidate_id not in self.outside for s in batch.samples if s.result
-        ):
+        while time.monotonic() < flags_by and any(s.candidate_id not in self.outside for s in staged if s.result):
             self._read_stages()
             self.client.pump(0.05)
-        for sample in batch.samples:
+        for sample in staged:
             sample.outside_stage = self.outside.pop(sample.candidate_id, None)
 
     def _rewards(self, batch: Batch) -> tuple[list[list[float | None]], list[Outcome]]:
@@ -376,7 +403,7 @@ class Trainer:
     ) -> None:
         scored = [(o, r) for o, r in zip(outcomes, [r for row in rewards for r in row], strict=True) if r is not None]
         # The policy's quality: GFLOPS of every scored sample, a failure counting as 0.
-        gflops = [o.gflops_median if o.verdict == Verdict.OK else 0.0 for o, _ in scored]
+        gflops = [o.rate_median if o.verdict == Verdict.OK else 0.0 for o, _ in scored]
         verdicts: dict[str, int] = {}
         for outcome in outcomes:
             verdicts[str(outcome.verdict)] = verdicts.get(str(outcome.verdict), 0) + 1

@@ -3,10 +3,13 @@
 Data flow: a `Result` (and the archive's `outside_stage` flag) becomes an `Outcome`; `reward` scores one
 outcome under a `RewardConfig`; `group_rewards` scores one GRPO group and applies noise ties.
 
-Presets (`RewardConfig.preset`) for an `ok` outcome:
-- `paper`: its median GFLOPS.
-- `log_speedup`: ln(median GFLOPS / naive baseline GFLOPS), the speedup floored at `min_speedup`.
-- `normalized`: median GFLOPS / the node's peak GFLOPS (a fraction of peak).
+Presets (`RewardConfig.preset`) for an `ok` outcome, whose median rate is in its problem's metric (GFLOPS, or
+GB/s for a memory-bound problem):
+- `paper`: its median rate.
+- `log_speedup`: ln(median rate / naive baseline rate), the speedup floored at `min_speedup`; the baseline is
+  the problem's naive reference measured on the node that measured the outcome (`Result.naive_rate`), or a
+  fixed `naive_baseline_gflops`. Comparable across problems and nodes: the preset for a mix of problems.
+- `normalized`: median GFLOPS / the node's peak GFLOPS (a fraction of peak; GFLOPS problems only).
 Every other verdict gets its penalty (`RewardConfig.penalties` over the preset's defaults), always at
 or below the lowest reward a correct program can get: a correct program never scores below a broken one.
 
@@ -14,11 +17,12 @@ Dropped (None, never charged to the policy, excluded from its group's statistics
 fault), `lost` (no result came back in time), an outcome whose `outside_stage` is still unknown when
 the flag could change its reward, and an `ok` outcome with a broken measurement (NaN policy below).
 
-NaN policy: NaN or infinite numbers never become a reward. An `ok` outcome whose GFLOPS are not finite,
+NaN policy: NaN or infinite numbers never become a reward. An `ok` outcome whose rates are not finite,
 are negative, or are not ordered min <= median <= max is a broken measurement; the bencher should never
 report one, so it is our fault and is dropped like `infra_error` (a dropped sample carries no gradient,
-so the policy cannot exploit it). GFLOPS of other verdicts are never read. A configuration with a
-non-finite number is refused at start.
+so the policy cannot exploit it). So is an `ok` outcome under `log_speedup` whose node did not measure the
+naive baseline (naive_rate 0): its speedup is unknown, never guessed. Rates of other verdicts are never
+read. A configuration with a non-finite number is refused at start.
 """
 
 from __future__ import annotations
@@ -54,9 +58,9 @@ DROPPED: Final[frozenset[str]] = frozenset({Verdict.INFRA_ERROR, LOST})
 
 class RewardPreset(enum.StrEnum):
     PAPER = "paper"
-    """Median GFLOPS when correct."""
+    """Median rate (GFLOPS or GB/s) when correct."""
     LOG_SPEEDUP = "log_speedup"
-    """ln(median GFLOPS / naive_baseline_gflops) when correct."""
+    """ln(median rate / the naive baseline's rate) when correct."""
     NORMALIZED = "normalized"
     """Median GFLOPS / peak_gflops when correct."""
 
@@ -115,7 +119,9 @@ class RewardConfig:
     """Penalties by verdict (keys from PENALIZED) that replace the preset's defaults (DEFAULT_PENALTIES);
     verdicts not named keep the default. Each must be at or below the lowest correct reward (`ok_floor`)."""
     naive_baseline_gflops: float = 0.0
-    """`log_speedup`: GFLOPS of the naive program speedups are measured against (required > 0 there)."""
+    """`log_speedup`: a fixed rate of the naive program that speedups are measured against, for a run on one
+    problem; 0 (the default): each result's `naive_rate`, the problem's naive reference measured on the node
+    that measured the result (a mix of problems needs this)."""
     min_speedup: float = 0.01
     """`log_speedup`: a correct program slower than this fraction of the baseline scores as this one, so
     0 GFLOPS keeps a finite reward (ln 0.01 = -4.6) that stays above every penalty."""
@@ -147,11 +153,8 @@ class RewardConfig:
         for name, value in numbers.items():
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise ConfigError(f"rewards.{name} = {value!r} must be a finite number")
-        if self.preset is RewardPreset.LOG_SPEEDUP and self.naive_baseline_gflops <= 0:
-            raise ConfigError(
-                "rewards.preset = 'log_speedup' needs naive_baseline_gflops > 0: set it to the naive "
-                "program's measured GFLOPS (e.g. `hpcrl bench-file naive.c`)"
-            )
+        if self.naive_baseline_gflops < 0:
+            raise ConfigError("rewards.naive_baseline_gflops must be >= 0 (0: each node's measured naive_rate)")
         if not 0 < self.min_speedup <= 1:
             raise ConfigError(f"rewards.min_speedup = {self.min_speedup} must be in (0, 1]")
         if self.preset is RewardPreset.NORMALIZED and self.peak_gflops <= 0:
@@ -193,16 +196,18 @@ class Outcome:
 
     verdict: str
     """A `Verdict`, or the trainer's own `no_code` / `lost`."""
-    gflops_median: float = 0.0
-    """Median GFLOPS of the timed calls (read for `ok` only)."""
-    gflops_min: float | None = None
-    """Slowest timed call in GFLOPS; None: no spread known (the median stands alone)."""
-    gflops_max: float | None = None
-    """Fastest timed call in GFLOPS; None: no spread known."""
+    rate_median: float = 0.0
+    """Median rate of the timed calls in the problem's metric, GFLOPS or GB/s (read for `ok` only)."""
+    rate_min: float | None = None
+    """Slowest timed call; None: no spread known (the median stands alone)."""
+    rate_max: float | None = None
+    """Fastest timed call; None: no spread known."""
     outside_stage: bool | None = None
     """The archive found techniques its stage does not permit; None: the archive has not said yet."""
     peak_gflops: float | None = None
     """Peak of the node that measured it (`normalized`); None: the config's `peak_gflops`."""
+    naive_rate: float = 0.0
+    """The naive reference's rate on the node that measured it (`log_speedup`); 0: not measured."""
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -213,27 +218,25 @@ class Outcome:
     @classmethod
     def from_result(cls, result: Result, outside_stage: bool | None = None) -> Outcome:
         """A bencher's result; `outside_stage` comes from the archive's `archived` event."""
-        return cls(
-            verdict=result.verdict,
-            gflops_median=result.gflops_median,
-            gflops_min=result.gflops_min,
-            gflops_max=result.gflops_max,
-            outside_stage=outside_stage,
-        )
+        if result.metric:
+            rates = (result.rate_median, result.rate_min, result.rate_max)
+        else:  # a bencher that predates problem metrics: every problem was rated in GFLOPS
+            rates = (result.gflops_median, result.gflops_min, result.gflops_max)
+        return cls(result.verdict, *rates, outside_stage=outside_stage, naive_rate=result.naive_rate)
 
     @property
     def spread(self) -> tuple[float, float]:
-        """[min, max] GFLOPS of the timed calls; the median alone when no spread is known."""
-        low = self.gflops_median if self.gflops_min is None else self.gflops_min
-        high = self.gflops_median if self.gflops_max is None else self.gflops_max
+        """[min, max] rate of the timed calls; the median alone when no spread is known."""
+        low = self.rate_median if self.rate_min is None else self.rate_min
+        high = self.rate_median if self.rate_max is None else self.rate_max
         return low, high
 
     @property
     def measured(self) -> bool:
         """An `ok` outcome whose figures can be trusted: finite, >= 0, min <= median <= max (NaN policy)."""
         low, high = self.spread
-        figures = (low, self.gflops_median, high)
-        return all(math.isfinite(f) and f >= 0 for f in figures) and low <= self.gflops_median <= high
+        figures = (low, self.rate_median, high)
+        return all(math.isfinite(f) and f >= 0 for f in figures) and low <= self.rate_median <= high
 
 
 def reward(outcome: Outcome, config: RewardConfig) -> float | None:
@@ -267,7 +270,7 @@ def tie_clusters(outcomes: Sequence[Outcome]) -> list[list[int]]:
     with the other members) keeps ties from chaining: 10, 9.9, 9.8, ... never all become one cluster.
     Equal medians are taken in input order. Every outcome is in exactly one cluster (alone if need be).
     """
-    order = sorted(range(len(outcomes)), key=lambda i: -outcomes[i].gflops_median)
+    order = sorted(range(len(outcomes)), key=lambda i: -outcomes[i].rate_median)
     clusters: list[list[int]] = []
     for i in order:
         if clusters and _indistinguishable(outcomes[clusters[-1][0]], outcomes[i]):
@@ -279,7 +282,7 @@ def tie_clusters(outcomes: Sequence[Outcome]) -> list[list[int]]:
 
 def _indistinguishable(a: Outcome, b: Outcome) -> bool:
     (a_low, a_high), (b_low, b_high) = a.spread, b.spread
-    return a_low <= b.gflops_median <= a_high or b_low <= a.gflops_median <= b_high
+    return a_low <= b.rate_median <= a_high or b_low <= a.rate_median <= b_high
 
 
 def _score(outcome: Outcome, config: RewardConfig) -> tuple[float | None, bool]:
@@ -287,9 +290,9 @@ def _score(outcome: Outcome, config: RewardConfig) -> tuple[float | None, bool]:
     if outcome.verdict in DROPPED:
         return None, False
     if outcome.verdict == Verdict.OK:
-        if not outcome.measured:
-            return None, False  # NaN policy: a broken measurement is our fault, never the policy's
-        value = _ok_reward(outcome, config)
+        value = _ok_reward(outcome, config) if outcome.measured else None
+        if value is None:
+            return None, False  # NaN policy: a broken or unbaselined measurement is our fault, never the policy's
     else:
         value = config.all_penalties[outcome.verdict]
     # A completion without code uses no technique at all: the stage policy has nothing to judge.
@@ -307,13 +310,16 @@ def _score(outcome: Outcome, config: RewardConfig) -> tuple[float | None, bool]:
     return min(value, cap), False
 
 
-def _ok_reward(outcome: Outcome, config: RewardConfig) -> float:
-    gflops = outcome.gflops_median
+def _ok_reward(outcome: Outcome, config: RewardConfig) -> float | None:
+    rate = outcome.rate_median
     match config.preset:
         case RewardPreset.PAPER:
-            return gflops
+            return rate
         case RewardPreset.LOG_SPEEDUP:
-            return math.log(max(gflops / config.naive_baseline_gflops, config.min_speedup))
+            baseline = config.naive_baseline_gflops or outcome.naive_rate
+            if not (math.isfinite(baseline) and baseline > 0):
+                return None
+            return math.log(max(rate / baseline, config.min_speedup))
         case RewardPreset.NORMALIZED:
             peak = outcome.peak_gflops if outcome.peak_gflops is not None else config.peak_gflops
-            return gflops / peak
+            return rate / peak
