@@ -50,6 +50,7 @@ SUBCOMMANDS: CommandTable = {
     "tiny-model": ("trainer.tiny_model", "main", "build a small local policy model (tokenizer, Qwen2, supervised)"),
     "qwen-tokenizer": ("ops.qwen_tokenizer", "main", "install Qwen's real tokenizer (no weights) for the tests"),
     "train-report": ("trainer.report", "main", "summarise and plot a training run (GFLOPS of first vs last steps)"),
+    "eval": ("ops.evaluate", "main", "measure a model on a problem suite: pass@k, fast_p@k, speedups; --compare two"),
     "test-worker": ("bus.test_worker", "main", "a stand-in worker that runs nothing (for bus tests and load tests)"),
     "perf": ("ops.perf", "main", "measure performance figures and print them as JSON"),
     "demo": ("ops.demo", "main", "run the whole system locally: train the tiny model on measured GFLOPS"),

@@ -73,5 +73,5 @@ def test_the_mix_may_name_a_sites_problem_through_the_bencher_setting(tmp_path: 
     (tmp_path / "hpcrl.toml").write_text(
         f'[bencher]\nproblem_dirs = ["{tmp_path}/none"]\n[trainer]\nproblems = ["dgemm"]\n'
     )
-    with pytest.raises(ConfigError, match="does not exist: fix or remove it in bencher.problem_dirs"):
+    with pytest.raises(ConfigError, match=r"does not exist: fix or remove it in bencher\.problem_dirs"):
         load_trainer_config(str(tmp_path / "hpcrl.toml"), env={})
