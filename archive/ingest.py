@@ -123,7 +123,7 @@ class Archive:
         tracker = self.tracker(result.problem)
         permitted = tracker.permitted(result.stage)
         outside = permitted is not None and not set(techniques) <= permitted
-        objective = result.gflops_median if result.verdict is Verdict.OK else 0.0
+        objective = result.rate if result.verdict is Verdict.OK else 0.0
         status = AddStatus.NOT_ADDED
         if result.verdict is Verdict.OK:
             would_lead = objective > self.grid.best(result.problem, result.size)
@@ -155,7 +155,7 @@ class Archive:
         techniques = tuple(sorted(analysis.techniques))
         cell = cell_of(result.problem, result.size, techniques)
         confirmed = result.verdict is Verdict.OK
-        objective = min(pending.objective, result.gflops_median) if confirmed else 0.0
+        objective = min(pending.objective, result.rate) if confirmed else 0.0
         status = AddStatus.NOT_ADDED
         if confirmed:
             status = self._add_elite(result, cell, techniques, objective, outcome, candidate_id=pending.candidate_id)
@@ -168,7 +168,7 @@ class Archive:
                 pending.objective,
                 pending.submitted_at,
                 "confirmed" if confirmed else "refuted",
-                result.gflops_median if confirmed else 0.0,
+                result.rate if confirmed else 0.0,
             )
         )
         tracker = self.tracker(result.problem)

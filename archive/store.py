@@ -24,8 +24,9 @@ from typing import IO, Any
 
 from bus.schema import AddStatus, Result, Verdict
 
-SCHEMA_VERSION = 1
-# Version -> statements that upgrade the previous version to it. Version 1 creates everything.
+SCHEMA_VERSION = 2
+# Version -> statements that upgrade the previous version to it. Version 1 creates everything; 2 adds the
+# problem's metric, the rate in it and the node's baselines (problems rated in GB/s, or with no flops).
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         """CREATE TABLE results (
@@ -57,6 +58,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             size INTEGER NOT NULL, objective REAL NOT NULL, submitted_at REAL NOT NULL,
             state TEXT NOT NULL, confirmed_objective REAL NOT NULL DEFAULT 0)""",
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
+    2: (
+        "ALTER TABLE results ADD COLUMN metric TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE results ADD COLUMN rate_median REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE results ADD COLUMN naive_rate REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE results ADD COLUMN vendor_rate REAL NOT NULL DEFAULT 0",
     ),
 }
 
@@ -356,7 +363,8 @@ class _Commit:
 _RESULT_FIELDS = (
     "candidate_id", "bus_seq", "run", "problem", "size", "stage", "policy_version", "attempt", "verdict",
     "gflops_median", "gflops_min", "gflops_max", "cv", "repetitions", "compile_s", "run_s", "detail", "bencher_id",
-    "host", "slurm_job_id", "calibration_gflops", "cached", "threads", "node_class", "source",
+    "host", "slurm_job_id", "calibration_gflops", "cached", "threads", "node_class", "source", "metric",
+    "rate_median", "naive_rate", "vendor_rate",
 )  # fmt: skip
 _ARCHIVE_FIELDS = (
     "stored_at", "current_stage", "measured_at", "techniques", "parse_error", "cell", "status", "objective",

@@ -179,6 +179,12 @@ class Result(Event, frozen=True, kw_only=True, tag="result"):
     def topic(self) -> str:
         return f"result.{self.problem}"
 
+    @property
+    def rate(self) -> float:
+        """The median rate in the problem's metric (a bencher that predates metrics rated every problem in
+        GFLOPS, and sent no `metric`)."""
+        return self.rate_median if self.metric else self.gflops_median
+
     @classmethod
     def for_candidate(cls, candidate: Candidate, **fields: object) -> dict[str, object]:
         """The candidate-derived fields of its result, to be completed by the caller."""
@@ -282,7 +288,7 @@ class Archived(Event, frozen=True, kw_only=True, tag="archived"):
     policy_version: NonNegativeInt = 0
     verdict: Verdict
     objective: NonNegativeFloat = 0.0
-    """The GFLOPS that count for the archive (ok results; 0 otherwise)."""
+    """The rate that counts for the archive, in the problem's metric (ok results; 0 otherwise)."""
     techniques: list[str] = []
     parse_error: str = ""
     """Why no techniques could be detected (the source did not parse); empty otherwise."""

@@ -39,10 +39,12 @@ from typing import Any, Final
 
 from bus.config import BusConfig
 from ops.cli import missing_packages
+from ops.demo_eval import evaluate_before_and_after
 from ops.demo_model import MODEL_CACHE, ensure_tiny_model
 from ops.demo_progress import follow_training
 from ops.demo_results import compare_with_openblas, read_archive, read_training, trusted_kernel_failures
 from ops.processes import EXTRAS_FIX, Children, free_port
+from trainer.checkpoint import latest as latest_checkpoint
 from trainer.report import WINDOW
 
 PROBLEM: Final = "dgemm"
@@ -64,6 +66,8 @@ COMPARISON_ROUNDS: Final = 3
 """Alternating measurements of the best elite and OpenBLAS at the end (medians are reported)."""
 COLLAPSE_SHARE: Final = 0.9
 """The policy has collapsed when one program is this share of the last 5 steps' samples or more."""
+EVAL_SAMPLES: Final = 4
+"""Completions per task when the base model and the trained adapter are evaluated after training (k = 2)."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0, help="the trainer's seed (default 0)")
     parser.add_argument("--group-size", type=int, default=8, help="samples per step, one GRPO group (default 8)")
     parser.add_argument("--benchers", type=int, default=0, help="benchers to start (default: one per spare CPU)")
+    parser.add_argument(
+        "--eval-samples",
+        type=int,
+        default=EVAL_SAMPLES,
+        help=f"completions per task in the before/after evaluation (default {EVAL_SAMPLES}; 0: none)",
+    )
     parser.add_argument("--model", help="a local Hugging Face model directory to train instead of the tiny model")
     parser.add_argument(
         "--model-cache", default=MODEL_CACHE, help=f"where the tiny model is built and kept (default {MODEL_CACHE})"
@@ -163,8 +173,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.steps < 2 * WINDOW:
         parser.exit(2, f"{parser.prog}: --steps must be >= {2 * WINDOW} (the first and last {WINDOW} are compared)\n")
-    if args.group_size < 2 or args.benchers < 0:
-        parser.exit(2, f"{parser.prog}: --group-size must be >= 2 and --benchers >= 0\n")
+    if args.group_size < 2 or args.benchers < 0 or args.eval_samples < 0:
+        parser.exit(2, f"{parser.prog}: --group-size must be >= 2, --benchers and --eval-samples >= 0\n")
     if args.model and not (Path(args.model) / "config.json").is_file():
         parser.exit(
             2,
@@ -219,6 +229,20 @@ def main(argv: list[str]) -> int:
                 bus, children, config, plan.trainer, len(plan.benchers), RUN, PROBLEM, args.steps, interrupted
             )
         )
+        if args.eval_samples and not interrupted and not summary.get("error"):
+            summary["eval_planned"] = True
+            adapter = latest_checkpoint(run_dir / "trainer")
+            summary.update(
+                evaluate_before_and_after(
+                    children,
+                    config,
+                    model_dir,
+                    adapter / "adapter" if adapter else None,
+                    f"{PROBLEM}@{args.size}",
+                    args.eval_samples,
+                    plan.trainer,
+                )
+            )
     finally:
         codes = children.stop_all(STOP_TIMEOUT_S)
     summary["train_wall_s"] = round(time.monotonic() - train_started, 1)
@@ -249,10 +273,19 @@ def _finish(run_dir: Path, summary: dict[str, Any], codes: dict[str, int], start
         summary.get("learning_ratio", 0.0) >= LEARNING_TARGET and summary.get("stage_changes", 0) >= 1 and not insane
     )
     complete = summary.get("steps", 0) >= summary.get("steps_planned", 1)
+    if summary.get("eval_planned") and not summary.get("eval_trained") and not summary.get("eval_error"):
+        summary["eval_error"] = "the evaluation did not run"
     summary["learned"] = learned
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     _print_summary(summary)
-    ok = learned and complete and not summary.get("error") and bool(codes) and not any(codes.values())
+    ok = (
+        learned
+        and complete
+        and not summary.get("error")
+        and not summary.get("eval_error")
+        and bool(codes)
+        and not any(codes.values())
+    )
     print(f"\nhpcrl demo: summary in {run_dir / 'summary.json'}; every process stopped (exit codes {codes or 'none'})")
     if not ok:
         print("hpcrl demo: FAILED: " + _why_failed(summary, codes, learned, complete))
@@ -277,6 +310,8 @@ def _insane_reward(summary: dict[str, Any]) -> str:
 def _why_failed(summary: dict[str, Any], codes: dict[str, int], learned: bool, complete: bool) -> str:
     if summary.get("error"):
         return str(summary["error"])
+    if summary.get("eval_error"):
+        return f"the before/after evaluation failed: {summary['eval_error']}"
     if not complete:
         return f"the trainer made {summary.get('steps', 0)} of {summary.get('steps_planned')} steps"
     if codes and any(codes.values()):
@@ -326,3 +361,6 @@ def _print_summary(summary: dict[str, Any]) -> None:
         )
     if summary.get("report"):
         print(f"  report: {', '.join(Path(p).name for p in summary['report'])}")
+    if summary.get("eval_comparison"):
+        print(f"\n  before (base model) and after (trained adapter), {', '.join(summary['eval_tasks'])}:")
+        print("    " + summary["eval_comparison"].replace("\n", "\n    "))

@@ -64,6 +64,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--samples", type=int, help="completions per task, n >= k (default: k)")
     parser.add_argument("--out", help="output directory (default: eval-<UTC time>)")
     parser.add_argument("--result-timeout-s", type=float, default=RESULT_TIMEOUT_S, help="wait for results this long")
+    parser.add_argument("--json", action="store_true", help="print eval.json (with its `cost`) instead of the table")
     args = parser.parse_args(argv)
     setup_logging("WARNING" if args.log_level == "INFO" else args.log_level)
     if args.compare:
@@ -96,7 +97,7 @@ def main(argv: list[str]) -> int:
     from trainer.evaluation.report import markdown, write_report
 
     written = write_report(obj, out)
-    print(markdown(obj))
+    print(json.dumps(obj, indent=2) if args.json else markdown(obj))
     print(f"\nwritten: {', '.join(str(p) for p in written)}", file=sys.stderr)
     return 0
 
@@ -201,14 +202,13 @@ def _samples_of(drawn: list[Drawn], results: dict[str, Result]) -> list[Any]:
             verdict = NO_CODE if d.code is None else LOST
             samples.append(Sample(d.task.problem, d.task.size, verdict, naive_rate=naive, vendor_rate=vendor))
             continue
-        rate = result.rate_median if result.metric else result.gflops_median
         labels = tuple(sorted(analyze(d.code).techniques)) if result.verdict is Verdict.OK else ()
         samples.append(
             Sample(
                 d.task.problem,
                 d.task.size,
                 result.verdict.value,
-                rate=rate,
+                rate=result.rate,
                 naive_rate=result.naive_rate or naive,
                 vendor_rate=result.vendor_rate or vendor,
                 techniques=labels,

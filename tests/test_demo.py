@@ -100,6 +100,17 @@ def test_demo_learns_from_real_measurements_and_stops_every_process(tiny_model: 
     assert "learning: mean GFLOPS" in done.stdout and "of OpenBLAS" in done.stdout
     assert "stage 1 -> 2" in done.stdout
 
+    # Before and after: the base model and the trained adapter on the trained task and the held-out ones.
+    assert summary["eval_tasks"] == ["dgemm@256", "dgemm@509", "jacobi2d@255"]
+    for name in ("base", "trained"):
+        overall = summary[f"eval_{name}"]
+        saved = json.loads((run_dir / f"eval-{name}" / "eval.json").read_text())
+        assert overall == saved["overall"] and saved["adapter"] == (None if name == "base" else saved["adapter"])
+        assert overall["tasks"] == 3 and overall["samples"] == 3 * 4 and overall["dropped"] == 0
+        assert overall["pass_at_k"] is not None and 0 <= overall["pass_at_k"] <= 1
+    assert json.loads((run_dir / "eval-trained" / "eval.json").read_text())["adapter"].endswith("adapter")
+    assert "before (base model) and after (trained adapter)" in done.stdout
+
 
 @pytest.mark.timeout(STEP_LINE_TIMEOUT_S + 120 + DEMO_TIMEOUT_S + 60)
 def test_ctrl_c_stops_every_process_and_a_second_run_resumes_without_repeating_a_step(
@@ -143,7 +154,7 @@ def test_ctrl_c_stops_every_process_and_a_second_run_resumes_without_repeating_a
 
     # Again in the same run directory: the trainer resumes from its last checkpoint and finishes.
     again = subprocess.run(
-        demo(run_dir, "--steps", steps), cwd=REPO, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S
+        demo(run_dir, "--steps", steps, "--eval-samples", "0"), cwd=REPO, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S
     )
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 12, again.stdout[-3000:]
