@@ -2,7 +2,7 @@
 reference and vendor baseline are correct, and its verification catches a wrong, a partial (a skipped tail)
 and an input-mutating solution. The cases live in tests/problem_cases/<problem>/, one C file each, whose
 header says `expect: <verdict>` (and optionally `detail: <substring>`); they run at the problem's smallest
-size that is not a multiple of 16, where a loop without its remainder leaves elements unwritten."""
+size that is not a multiple of 4, where a loop without its remainder leaves elements unwritten."""
 
 from __future__ import annotations
 

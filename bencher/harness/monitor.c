@@ -168,15 +168,37 @@ void random_bytes_fill(void *out, size_t bytes) {
     }
 }
 
-/* A buffer shared with the candidate's process, with an inaccessible guard page on each side:
- * writing past either end crashes instead of silently landing in another buffer. */
-static void *shared_alloc(size_t bytes) {
+/* A buffer shared with the candidate's process, with an inaccessible guard page on each side: writing
+ * far past either end crashes instead of silently landing in another buffer. The buffer starts 64-byte
+ * aligned (aligned vector loads work) and ends at most 63 bytes before the guard; the writable bytes around
+ * it (`slack`: before it, up to the page, and the few after it) hold SLACK_BYTE and are checked after every
+ * call, so a write just past either end (a loop that runs one element too far) is seen too. */
+#define SLACK_BYTE 0xa5
+
+typedef struct {
+    char *writable; /* the pages between the guards */
+    size_t span;    /* their size */
+} shared_region;
+
+static void *shared_alloc(size_t bytes, shared_region *region) {
     size_t page = (size_t)sysconf(_SC_PAGESIZE), span = (bytes + page - 1) / page * page;
+    if (span == 0) span = page;
     char *p = mmap(NULL, span + 2 * page, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return NULL;
     if (mprotect(p + page, span, PROT_READ | PROT_WRITE) != 0) return NULL;
-    /* Start 64-byte aligned (aligned vector loads work), end at most 56 bytes before the guard. */
+    *region = (shared_region){.writable = p + page, .span = span};
+    memset(region->writable, SLACK_BYTE, span);
     return p + page + ((span - bytes) & ~(size_t)63);
+}
+
+/* The first byte around the buffer [start, start + bytes) that is no longer SLACK_BYTE, as a signed offset
+ * from the buffer (negative: before it; `bytes` or more: after it); 0 when every one is intact. */
+static long slack_written(const shared_region *region, const char *start, size_t bytes) {
+    for (const char *c = region->writable; c < start; c++)
+        if ((unsigned char)*c != SLACK_BYTE) return (long)(c - start);
+    for (const char *c = start + bytes; c < region->writable + region->span; c++)
+        if ((unsigned char)*c != SLACK_BYTE) return (long)(c - start);
+    return 0;
 }
 
 /* The buffers of the candidate's arguments (monitor.h): the monitor stages them before each call and
@@ -188,6 +210,7 @@ typedef struct {
     garbage_kind garbage;
     size_t bytes;
     const char *name;
+    shared_region region;
     void *shared;
     void *before; /* input: the private copy; in-out: the initial value; output: unused */
     void *after;  /* output and in-out: the snapshot taken at return; input: unused */
@@ -200,7 +223,8 @@ static void *register_buffer(buffer_role role, size_t bytes, const char *name, g
     if (buffer_count == MAX_BUFFERS) infra("a harness asked for more than 16 buffers");
     size_t size = bytes ? bytes : 1;
     buffer *b = &buffers[buffer_count++];
-    *b = (buffer){.role = role, .garbage = garbage, .bytes = bytes, .name = name, .shared = shared_alloc(size)};
+    *b = (buffer){.role = role, .garbage = garbage, .bytes = bytes, .name = name};
+    b->shared = shared_alloc(size, &b->region);
     if (before) *before = b->before = malloc(size);
     if (after) *after = b->after = malloc(size);
     if (!b->shared || (before && !b->before) || (after && !b->after)) return NULL;
@@ -219,6 +243,12 @@ void *inout_buffer(size_t bytes, const char *name, void **initial, void **snapsh
     return register_buffer(BUFFER_INOUT, bytes, name, GARBAGE_RANDOM, initial, snapshot);
 }
 
+int verify_exact(size_t mismatches, double *max_error, double *bound) {
+    *max_error = (double)mismatches;
+    *bound = EXACT_BOUND;
+    return mismatches == 0;
+}
+
 /* Before a call: inputs and in-out buffers from their private values, garbage in every output. */
 static void stage_buffers(void) {
     for (int i = 0; i < buffer_count; i++) {
@@ -234,6 +264,12 @@ static void stage_buffers(void) {
 static void collect_buffers(long rep) {
     for (int i = 0; i < buffer_count; i++) {
         buffer *b = &buffers[i];
+        long outside = slack_written(&b->region, b->shared, b->bytes);
+        if (outside != 0)
+            fail("wrong_answer",
+                 "repetition %ld: the candidate wrote outside its argument %s (byte %ld from its start, which is %zu "
+                 "bytes long)",
+                 rep, b->name, outside, b->bytes);
         if (b->role != BUFFER_INPUT) {
             memcpy(b->after, b->shared, b->bytes);
         } else if (memcmp(b->shared, b->before, b->bytes) != 0) {

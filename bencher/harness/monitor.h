@@ -56,7 +56,8 @@ extern const char problem_entry[];
  *   the monitor copies it in before the call and the result out to `snapshot` after it.
  * `name` appears in verdict details. Each returns the private pointer(s) through the out-parameters and
  * the shared buffer as its value (NULL when memory is short); the shared buffer starts 64-byte aligned,
- * with an inaccessible guard page behind its last element and before its first. */
+ * with an inaccessible guard page behind it and before it, and the few writable bytes between it and the
+ * guards checked after every call (a write just past an end is wrong_answer). */
 typedef enum {
     GARBAGE_NAN,   /* doubles or floats: every bit set, so every element is a NaN */
     GARBAGE_RANDOM /* integers: fresh random bytes each call (any fixed value could be the answer) */
@@ -64,6 +65,12 @@ typedef enum {
 void *input_buffer(size_t bytes, const char *name, void **copy);
 void *output_buffer(size_t bytes, const char *name, garbage_kind garbage, void **snapshot);
 void *inout_buffer(size_t bytes, const char *name, void **initial, void **snapshot);
+
+/* Exact comparisons (integers, copies, permutations): a harness counts the elements that differ from the
+ * reference and reports the count through this, which also sets the bound the channel needs (records carry
+ * positive bounds only: half a count, so one mismatch fails). Returns 1 when nothing differs. */
+#define EXACT_BOUND 0.5
+int verify_exact(size_t mismatches, double *max_error, double *bound);
 
 /* Allocate the problem's buffers (through the three functions above) and any private scratch. Returns NULL
  * when memory is short. */
