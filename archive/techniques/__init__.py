@@ -108,14 +108,28 @@ import json
 import re
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 import tree_sitter
-import tree_sitter_c
 
+from archive.techniques.constants import constant
+from archive.techniques.lexical import Pragma, lexical_pass
+from archive.techniques.syntax import (
+    Budget,
+    Node,
+    TooComplex,
+    calls_query,
+    field_of,
+    first_error,
+    first_named,
+    get_parser,
+    last_named,
+    node_text,
+    operator_of,
+    strip,
+)
 from bus.schema import MAX_SOURCE_BYTES, TECHNIQUES
 
 PARSE_TIMEOUT_S: Final = 0.5
@@ -124,12 +138,8 @@ MAX_INLINE_DEPTH: Final = 6
 """How deep calls to the file's own helpers are followed."""
 MAX_INSTANCES: Final = 256
 """How many function bodies (entry points plus inlined helper calls) one analysis walks."""
-MAX_ANALYSIS_STEPS: Final = 200_000
-"""Statements, expression nodes and (per 64) bytes searched in one analysis, over all inlined bodies."""
 MAX_LOOP_DEPTH: Final = 64
 """Loops nested deeper than this (counting inlined helpers) are not analysed."""
-MAX_ATTRIBUTE_BYTES: Final = 4096
-"""A longer `__attribute__((...))` is left alone (and will not parse): no real one is that long."""
 MAX_EXPRESSION_DEPTH: Final = 100
 """Deeper expression subtrees are not looked into (they add no dependencies)."""
 REGISTER_LOOP_MAX_TRIPS: Final = 16
@@ -154,27 +164,6 @@ class Analysis:
         return not self.parse_error
 
 
-# --- lexical pass: pragmas and attributes out of the parser's way -------------------------------------------
-
-_LEXICAL = re.compile(
-    rb"""
-      (?P<comment>/\*.*?(?:\*/|\Z)|//(?:\\\r?\n|[^\n])*)
-    | (?P<string>"(?:\\.|[^"\\\n])*"?|'(?:\\.|[^'\\\n])*'?)
-    | (?P<pragma>^[ \t]*\#[ \t]*pragma\b(?:\\\r?\n|[^\n])*)
-    | (?P<attribute>\b__attribute(?:__)?\b)
-    """,
-    re.S | re.M | re.X,
-)
-_CONTINUATION = re.compile(rb"\\\r?\n")
-_COMMENT = re.compile(rb"/\*.*?(?:\*/|\Z)|//.*", re.S)
-_PARENS = re.compile(r"\([^()]*\)")
-_COMMENT_STR = re.compile(r"/\*.*?\*/|//.*", re.S)
-
-
-class _TooComplex(Exception):
-    """The analysis ran past one of its bounds; `analyze` turns it into a `parse_error`."""
-
-
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Sorted, non-overlapping spans covering the same bytes."""
     merged: list[tuple[int, int]] = []
@@ -186,245 +175,10 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-@dataclass(frozen=True)
-class _Pragma:
-    offset: int
-    words: tuple[str, ...]
-    """The pragma's text after `#pragma`, split on white space, comments removed."""
-
-
-def _blank(buffer: bytearray, start: int, end: int) -> None:
-    for index in range(start, end):
-        if buffer[index] not in b"\r\n":
-            buffer[index] = 0x20
-
-
-def _attribute_end(data: bytes, start: int) -> int:
-    """The offset just past `((...))` after `__attribute__` at `start`, or -1 if the parentheses do not close."""
-    index = start
-    while index < len(data) and data[index] in b" \t\r\n":
-        index += 1
-    if index >= len(data) or data[index] != 0x28:
-        return -1
-    depth = 0
-    limit = min(len(data), index + MAX_ATTRIBUTE_BYTES)
-    while index < limit:
-        byte = data[index]
-        if byte == 0x28:
-            depth += 1
-        elif byte == 0x29:
-            depth -= 1
-            if depth == 0:
-                return index + 1
-        elif byte == 0x22:
-            close = data.find(b'"', index + 1, limit)
-            if close < 0:
-                return -1
-            index = close
-        index += 1
-    return -1
-
-
-def _lexical_pass(data: bytes) -> tuple[bytes, list[_Pragma], list[tuple[int, int]]]:
-    """Blank `#pragma` lines and `__attribute__((...))`; return the result, the pragmas, and vector_size spans."""
-    buffer = bytearray(data)
-    pragmas: list[_Pragma] = []
-    vector_spans: list[tuple[int, int]] = []
-    attributes_balanced = True
-    for match in _LEXICAL.finditer(data):
-        kind = match.lastgroup
-        if kind == "pragma":
-            text = _COMMENT.sub(b" ", _CONTINUATION.sub(b" ", match.group()))
-            words = text.decode("utf-8", "replace").split()
-            body = " ".join(words).split("pragma", 1)[-1]
-            pragmas.append(_Pragma(match.start(), tuple(body.split())))
-            _blank(buffer, match.start(), match.end())
-        elif kind == "attribute" and attributes_balanced:
-            end = _attribute_end(data, match.end())
-            if end < 0:
-                # Unbalanced: the source will not parse anyway, and scanning on could cost quadratic time.
-                attributes_balanced = False
-                continue
-            if b"vector_size" in data[match.start() : end]:
-                vector_spans.append((match.start(), end))
-            _blank(buffer, match.start(), end)
-    return bytes(buffer), pragmas, vector_spans
-
-
-# --- constants ---------------------------------------------------------------------------------------------
-
-_CONST_TOKEN = re.compile(r"\s*(?:(0[xX][0-9a-fA-F]+|[0-9]+)[uUlL]*|([A-Za-z_]\w*)|(<<|>>|[-+*/%()~]))")
-_MAX_CONST: Final = 1 << 62
-
-
-class _ConstantParser:
-    """Evaluates a C integer constant expression (literals, known names, + - * / % << >> ~, parentheses)."""
-
-    def __init__(self, text: str, constants: dict[str, int]) -> None:
-        self.tokens: list[str | int] = []
-        self.position = 0
-        self.ok = len(text) <= 200
-        index = 0
-        while self.ok and index < len(text):
-            match = _CONST_TOKEN.match(text, index)
-            if match is None:
-                if text[index:].strip():
-                    self.ok = False
-                break
-            number, name, operator = match.groups()
-            if number is not None:
-                octal = len(number) > 1 and number[0] == "0" and number.isdigit()
-                if octal and not set(number) <= set("01234567"):
-                    self.ok = False  # `08` is not a C constant
-                    break
-                self.tokens.append(int(number, 8) if octal else int(number, 0))
-            elif name is not None:
-                if name not in constants:
-                    self.ok = False
-                else:
-                    self.tokens.append(constants[name])
-            else:
-                self.tokens.append(operator)
-            index = match.end()
-
-    def value(self) -> int | None:
-        if not self.ok or not self.tokens:
-            return None
-        result = self._binary(0, 0)
-        if result is None or self.position != len(self.tokens) or abs(result) > _MAX_CONST:
-            return None
-        return result
-
-    _PRECEDENCE: Final = {"<<": 1, ">>": 1, "+": 2, "-": 2, "*": 3, "/": 3, "%": 3}
-
-    def _binary(self, minimum: int, depth: int) -> int | None:
-        left = self._unary(depth)
-        while left is not None and self.position < len(self.tokens):
-            operator = self.tokens[self.position]
-            precedence = self._PRECEDENCE.get(operator) if isinstance(operator, str) else None
-            if precedence is None or precedence <= minimum:
-                break
-            self.position += 1
-            right = self._binary(precedence, depth + 1)
-            if right is None or abs(left) > _MAX_CONST or abs(right) > _MAX_CONST:
-                return None
-            if operator == "+":
-                left += right
-            elif operator == "-":
-                left -= right
-            elif operator == "*":
-                left *= right
-            elif operator in ("/", "%"):
-                if right == 0:
-                    return None
-                quotient = abs(left) // abs(right) * (1 if (left >= 0) == (right >= 0) else -1)
-                left = quotient if operator == "/" else left - quotient * right
-            elif 0 <= right <= 62:
-                left = left << right if operator == "<<" else left >> right
-            else:
-                return None
-        return left
-
-    def _unary(self, depth: int) -> int | None:
-        if depth > 32 or self.position >= len(self.tokens):
-            return None
-        token = self.tokens[self.position]
-        self.position += 1
-        if isinstance(token, int):
-            return token
-        if token in ("-", "+", "~"):
-            operand = self._unary(depth + 1)
-            if operand is None:
-                return None
-            return -operand if token == "-" else ~operand if token == "~" else operand
-        if token == "(":
-            inner = self._binary(0, depth + 1)
-            if inner is None or self.position >= len(self.tokens) or self.tokens[self.position] != ")":
-                return None
-            self.position += 1
-            return inner
-        return None
-
-
-def _constant(text: str, constants: dict[str, int]) -> int | None:
-    return _ConstantParser(text, constants).value()
-
-
-# --- tree helpers ------------------------------------------------------------------------------------------
-
-Node = tree_sitter.Node
 Origins = frozenset[str]
 _NONE: Final[Origins] = frozenset()
-
-_parser: tree_sitter.Parser | None = None
-_query: tree_sitter.Query | None = None
-
-
-def _get_parser() -> tree_sitter.Parser:
-    """One parser per process: building it costs more than parsing a candidate. A tree-sitter parser is not
-    thread-safe, so `analyze` runs in one thread per process (the archive's ingest uses a process pool)."""
-    global _parser
-    if _parser is None:
-        _parser = tree_sitter.Parser(tree_sitter.Language(tree_sitter_c.language()))
-    return _parser
-
-
-def _calls_query() -> tree_sitter.Query:
-    """Every call and cast: matched in C, much faster than walking the tree in Python."""
-    global _query
-    if _query is None:
-        language = tree_sitter.Language(tree_sitter_c.language())
-        _query = tree_sitter.Query(language, "(call_expression) @call (cast_expression) @cast (preproc_if) @if")
-    return _query
-
-
-def _text(source: bytes, node: Node | None) -> str:
-    """The source text of a node (sliced here: `Node.text` would re-read it through the parse callback)."""
-    if node is None:
-        return ""
-    return source[node.start_byte : node.end_byte].decode("utf-8", "replace")
-
-
-def _field(node: Node, name: str) -> Node | None:
-    return node.child_by_field_name(name)
-
-
-def _first_named(node: Node) -> Node | None:
-    return node.named_children[0] if node.named_child_count else None
-
-
-def _last_named(node: Node) -> Node | None:
-    return node.named_children[-1] if node.named_child_count else None
-
-
-def _operator(node: Node) -> str:
-    operator = _field(node, "operator")
-    return operator.type if operator is not None else ""
-
-
-def _strip(node: Node) -> Node:
-    """The expression under any parentheses and casts."""
-    while node.type in ("parenthesized_expression", "cast_expression"):
-        inner = _field(node, "value") if node.type == "cast_expression" else _first_named(node)
-        if inner is None:
-            break
-        node = inner
-    return node
-
-
-def _first_error(source: bytes, root: Node) -> str:
-    node = root
-    while not (node.is_error or node.is_missing):
-        following = next((child for child in node.children if child.has_error or child.is_missing), None)
-        if following is None:
-            break
-        node = following
-    line = node.start_point.row + 1
-    if node.is_missing:
-        return f"line {line}: syntax error: missing `{node.type}`"
-    snippet = "".join(c if c.isprintable() else "?" for c in " ".join(_text(source, node)[:200].split()))
-    snippet = snippet if len(snippet) <= 40 else snippet[:37] + "..."
-    return f"line {line}: syntax error at `{snippet}`"
+_PARENS = re.compile(r"\([^()]*\)")
+_COMMENT_STR = re.compile(r"/\*.*?\*/|//.*", re.S)
 
 
 # --- names -------------------------------------------------------------------------------------------------
@@ -545,34 +299,34 @@ def _declared_name(
     while node is not None:
         if node.type == "pointer_declarator":
             kind = "pointer" if kind != "array" else kind
-            node = _field(node, "declarator")
+            node = field_of(node, "declarator")
         elif node.type == "array_declarator":
             if kind != "pointer":
                 kind = "array"
-                size = _constant(_text(source, _field(node, "size")), constants)
+                size = constant(node_text(source, field_of(node, "size")), constants)
                 elements = elements * size if elements is not None and size is not None else None
-            node = _field(node, "declarator")
+            node = field_of(node, "declarator")
         elif node.type in ("parenthesized_declarator", "attributed_declarator"):
-            node = _first_named(node)
+            node = first_named(node)
         else:
             break
     if node is None or node.type != "identifier":
         return "", kind, None
-    return _text(source, node), kind, (elements if kind == "array" else None)
+    return node_text(source, node), kind, (elements if kind == "array" else None)
 
 
 def _base_kind(source: bytes, type_node: Node | None) -> str:
-    text = " ".join(_text(source, type_node).split())
+    text = " ".join(node_text(source, type_node).split())
     return "int" if _INTEGER_TYPE.match(text) else "float"
 
 
 class _Analyzer:
     """One analysis: the file scope, then the walk from the entry points, then `labels()`."""
 
-    def __init__(self, source: bytes, root: Node, pragmas: list[_Pragma], vector_spans: list[tuple[int, int]]) -> None:
+    def __init__(self, source: bytes, root: Node, pragmas: list[Pragma], vector_spans: list[tuple[int, int]]) -> None:
         self.source = source
         # Every call and cast, in document order: `_calls` looks up those inside an expression by offset.
-        captures = tree_sitter.QueryCursor(_calls_query()).captures(root)
+        captures = tree_sitter.QueryCursor(calls_query()).captures(root)
         self.call_nodes = sorted(
             (node for name in ("call", "cast") for node in captures.get(name, [])), key=lambda node: node.start_byte
         )
@@ -580,7 +334,7 @@ class _Analyzer:
         """`#if 0` blocks (up to their `#else`): pragmas there do not count."""
         for node in captures.get("if", []):
             if self._is_zero_condition(node):
-                alternative = _field(node, "alternative")
+                alternative = field_of(node, "alternative")
                 self.dead_spans.append((node.start_byte, alternative.start_byte if alternative else node.end_byte))
         self.call_starts = [node.start_byte for node in self.call_nodes]
         self.pragmas = pragmas
@@ -602,32 +356,17 @@ class _Analyzer:
         """Function definitions (node ids) walked at least once: pragmas in the others do not count."""
         self.unroll_checked: set[int] = set()
         self.instances = 0
-        self.steps = 0
+        self.budget = Budget()
         self._file_scope(root)
 
     def _text(self, node: Node | None) -> str:
-        return _text(self.source, node)
+        return node_text(self.source, node)
 
     def _compact(self, node: Node | None) -> str:
         return "".join(self._text(node).split())
 
     def _is_zero_condition(self, node: Node) -> bool:
-        return node.type == "preproc_if" and self._compact(_field(node, "condition")) == "0"
-
-    def _tick(self, steps: int = 1) -> None:
-        self.steps += steps
-        if self.steps > MAX_ANALYSIS_STEPS:
-            raise _TooComplex(f"too complex to analyse: more than {MAX_ANALYSIS_STEPS} steps")
-
-    def _walk(self, node: Node, skip: frozenset[str] = frozenset()) -> Iterator[Node]:
-        """Every node under `node` (itself included) in document order, not entering node types in `skip`."""
-        stack = [node]
-        while stack:
-            current = stack.pop()
-            self._tick()
-            yield current
-            if current.type not in skip:
-                stack.extend(reversed(current.children))
+        return node.type == "preproc_if" and self._compact(field_of(node, "condition")) == "0"
 
     # -- file scope --
 
@@ -640,7 +379,7 @@ class _Analyzer:
             if kind == "function_definition":
                 definitions.append(node)
             elif self._is_zero_condition(node):
-                alternative = _field(node, "alternative")
+                alternative = field_of(node, "alternative")
                 if alternative is not None:
                     stack.append(alternative)
             elif kind in ("preproc_if", "preproc_ifdef", "preproc_else", "preproc_elif", "preproc_elifdef"):
@@ -650,7 +389,7 @@ class _Analyzer:
             elif kind == "preproc_function_def":
                 self._function_macro(node)
             elif kind in ("declaration", "type_definition"):
-                if (type_node := _field(node, "type")) is not None and type_node.type == "enum_specifier":
+                if (type_node := field_of(node, "type")) is not None and type_node.type == "enum_specifier":
                     self._enumerators(type_node)
                 if kind == "declaration":
                     self._declaration(node, None, ())
@@ -669,37 +408,37 @@ class _Analyzer:
             self.entries = definitions
 
     def _function_name(self, definition: Node) -> str:
-        declarator = _field(definition, "declarator")
+        declarator = field_of(definition, "declarator")
         while declarator is not None and declarator.type != "function_declarator":
-            declarator = _field(declarator, "declarator")
-        return self._text(_field(declarator, "declarator")) if declarator is not None else ""
+            declarator = field_of(declarator, "declarator")
+        return self._text(field_of(declarator, "declarator")) if declarator is not None else ""
 
     def _function_macro(self, node: Node) -> None:
         """`#define FMA(a, b, c) _mm256_fmadd_pd(a, b, c)`: calls to FMA count as calls to what it expands to."""
-        name, body = self._text(_field(node, "name")), self._text(_field(node, "value"))
+        name, body = self._text(field_of(node, "name")), self._text(field_of(node, "value"))
         for call in _MACRO_CALL.findall(body):
             if call in _PREFETCH_CALLS or (_SIMD_CALL.match(call) and call not in _NOT_SIMD_CALLS):
                 self.macro_calls[name] = call
 
     def _define(self, node: Node) -> None:
-        name, value = self._text(_field(node, "name")), _field(node, "value")
-        number = _constant(_COMMENT_STR.sub(" ", self._text(value)), self.constants) if value else None
+        name, value = self._text(field_of(node, "name")), field_of(node, "value")
+        number = constant(_COMMENT_STR.sub(" ", self._text(value)), self.constants) if value else None
         if name and number is not None:
             self.constants[name] = number
 
     def _enumerators(self, node: Node) -> None:
         following = 0
-        for enumerator in self._walk(node):
+        for enumerator in self.budget.walk(node):
             if enumerator.type != "enumerator":
                 continue
-            value = _field(enumerator, "value")
-            number = _constant(self._text(value), self.constants) if value is not None else following
+            value = field_of(enumerator, "value")
+            number = constant(self._text(value), self.constants) if value is not None else following
             if number is not None:
-                self.constants[self._text(_field(enumerator, "name"))] = number
+                self.constants[self._text(field_of(enumerator, "name"))] = number
                 following = number + 1
 
     def _type_definition(self, node: Node) -> None:
-        vector = _VECTOR_TYPE.match(self._text(_field(node, "type"))) is not None or any(
+        vector = _VECTOR_TYPE.match(self._text(field_of(node, "type"))) is not None or any(
             node.start_byte <= start and end <= node.end_byte for start, end in self.vector_spans
         )
         if vector:
@@ -719,30 +458,30 @@ class _Analyzer:
         loops: tuple[_Loop, ...],
         names: tuple[str, ...],
     ) -> None:
-        body = _field(definition, "body")
+        body = field_of(definition, "body")
         if body is None or self.instances >= MAX_INSTANCES:
             return
         self.instances += 1
         instance = _Instance(self.instances, names)
         self.reached.add(definition.id)
-        declarator = _field(definition, "declarator")
+        declarator = field_of(definition, "declarator")
         while declarator is not None and declarator.type != "function_declarator":
-            declarator = _field(declarator, "declarator")
-        parameters = _field(declarator, "parameters") if declarator is not None else None
+            declarator = field_of(declarator, "declarator")
+        parameters = field_of(declarator, "parameters") if declarator is not None else None
         declarations = [p for p in parameters.named_children if p.type == "parameter_declaration"] if parameters else []
         for index, parameter in enumerate(declarations):
-            inner = _field(parameter, "declarator")
+            inner = field_of(parameter, "declarator")
             if inner is None:
                 continue
             name, kind, elements = _declared_name(
-                self.source, inner, _base_kind(self.source, _field(parameter, "type")), self.constants
+                self.source, inner, _base_kind(self.source, field_of(parameter, "type")), self.constants
             )
             if not name:
                 continue
             if kind == "array":
                 kind, elements = "pointer", None
             instance.kinds[name] = (kind, elements)
-            self._vector_use(_field(parameter, "type"))
+            self._vector_use(field_of(parameter, "type"))
             if arguments is not None:
                 instance.env[name] = arguments[index] if index < len(arguments) else _NONE
             elif kind == "pointer":
@@ -754,42 +493,42 @@ class _Analyzer:
         work: list[tuple[Node, _Instance, tuple[_Loop, ...]]] = [(body, instance, loops)]
         while work:
             node, instance, loops = work.pop()
-            self._tick()
+            self.budget.tick()
             kind = node.type
             pending: list[tuple[Node, _Instance, tuple[_Loop, ...]]] = []
             if kind in _BLOCKS or (kind == "preproc_if" and not self._is_zero_condition(node)):
                 pending = [(child, instance, loops) for child in node.named_children]
             elif kind == "preproc_if":
-                alternative = _field(node, "alternative")
+                alternative = field_of(node, "alternative")
                 pending = [(alternative, instance, loops)] if alternative is not None else []
             elif kind == "for_statement":
                 loop = self._for_loop(node, instance, loops)
-                inner = _field(node, "body")
+                inner = field_of(node, "body")
                 if inner is not None:
                     pending = [(inner, instance, (*loops, loop))]
             elif kind in ("while_statement", "do_statement"):
-                condition = _field(node, "condition")
+                condition = field_of(node, "condition")
                 loop = self._loop(None, None, False, None, _NONE, _NONE, instance, loops)
                 if condition is not None:
                     self._expression(condition, instance, (*loops, loop))
-                inner = _field(node, "body")
+                inner = field_of(node, "body")
                 if inner is not None:
                     pending = [(inner, instance, (*loops, loop))]
             elif kind in ("if_statement", "switch_statement"):
-                condition = _field(node, "condition")
+                condition = field_of(node, "condition")
                 if condition is not None:
                     self._expression(condition, instance, loops)
                 pending = [
                     (child, instance, loops)
                     for name in ("consequence", "alternative", "body")
-                    if (child := _field(node, name)) is not None
+                    if (child := field_of(node, name)) is not None
                 ]
             elif kind in ("expression_statement", "return_statement"):
-                expression = _first_named(node)
+                expression = first_named(node)
                 if expression is not None:
                     self._expression(expression, instance, loops)
             elif kind == "declaration":
-                if (type_node := _field(node, "type")) is not None and type_node.type == "enum_specifier":
+                if (type_node := field_of(node, "type")) is not None and type_node.type == "enum_specifier":
                     self._enumerators(node)
                 self._declaration(node, instance, loops)
             elif kind == "preproc_def":
@@ -812,7 +551,7 @@ class _Analyzer:
         loops: tuple[_Loop, ...],
     ) -> _Loop:
         if len(loops) >= MAX_LOOP_DEPTH:
-            raise _TooComplex(f"loops nested deeper than {MAX_LOOP_DEPTH}")
+            raise TooComplex(f"loops nested deeper than {MAX_LOOP_DEPTH}")
         loop = _Loop(len(self.loops) + 1, var, step, has_step, trips, start, bound, instance.id, loops)
         self.loops.append(loop)
         return loop
@@ -823,7 +562,7 @@ class _Analyzer:
         instance: _Instance,
         loops: tuple[_Loop, ...],
     ) -> _Loop:
-        initializer, condition, update = (_field(node, name) for name in ("initializer", "condition", "update"))
+        initializer, condition, update = (field_of(node, name) for name in ("initializer", "condition", "update"))
         start_value: Node | None = None
         if initializer is not None:
             if initializer.type == "declaration":
@@ -832,11 +571,11 @@ class _Analyzer:
                 self._expression(initializer, instance, loops)
         var, step, has_step = self._control(initializer, condition, update)
         if initializer is not None and var is not None:
-            for candidate in self._walk(initializer, frozenset({"call_expression"})):
-                if candidate.type == "init_declarator" and self._text(_field(candidate, "declarator")) == var:
-                    start_value = _field(candidate, "value")
-                elif candidate.type == "assignment_expression" and self._text(_field(candidate, "left")) == var:
-                    start_value = _field(candidate, "right")
+            for candidate in self.budget.walk(initializer, frozenset({"call_expression"})):
+                if candidate.type == "init_declarator" and self._text(field_of(candidate, "declarator")) == var:
+                    start_value = field_of(candidate, "value")
+                elif candidate.type == "assignment_expression" and self._text(field_of(candidate, "left")) == var:
+                    start_value = field_of(candidate, "right")
         if start_value is not None:
             start = self._origins(start_value, instance, loops, 0)
         elif var is not None:
@@ -855,7 +594,7 @@ class _Analyzer:
             step is not None
             and step >= 2
             and node.id not in self.unroll_checked
-            and (body := _field(node, "body")) is not None
+            and (body := field_of(node, "body")) is not None
         ):
             self.unroll_checked.add(node.id)
             if var is not None and self._unrolled(body, var, step):
@@ -866,7 +605,7 @@ class _Analyzer:
         self, initializer: Node | None, condition: Node | None, update: Node | None
     ) -> tuple[str | None, int | None, bool]:
         """(index variable, constant step or None, whether the loop has an update of its index)."""
-        in_condition = {self._text(n) for n in self._walk(condition)} if condition is not None else set()
+        in_condition = {self._text(n) for n in self.budget.walk(condition)} if condition is not None else set()
         steps: list[tuple[str, int | None]] = []
         stack = [update] if update is not None else []
         while stack:
@@ -874,25 +613,25 @@ class _Analyzer:
             if node.type in ("comma_expression", "parenthesized_expression"):
                 stack.extend(reversed(node.named_children))
             elif node.type == "update_expression":
-                argument = _field(node, "argument")
+                argument = field_of(node, "argument")
                 if argument is not None and argument.type == "identifier":
-                    steps.append((self._text(argument), -1 if "--" in _operator(node) else 1))
+                    steps.append((self._text(argument), -1 if "--" in operator_of(node) else 1))
             elif node.type == "assignment_expression":
-                left, right, operator = _field(node, "left"), _field(node, "right"), _operator(node)
+                left, right, operator = field_of(node, "left"), field_of(node, "right"), operator_of(node)
                 if left is None or right is None or left.type != "identifier":
                     continue
                 name = self._text(left)
                 value: int | None = None
                 if operator in ("+=", "-="):
-                    value = _constant(self._text(right), self.constants)
+                    value = constant(self._text(right), self.constants)
                     value = -value if value is not None and operator == "-=" else value
                 elif operator == "=":
-                    inner = _strip(right)
-                    if inner.type == "binary_expression" and _operator(inner) in ("+", "-"):
-                        terms = [_field(inner, "left"), _field(inner, "right")]
+                    inner = strip(right)
+                    if inner.type == "binary_expression" and operator_of(inner) in ("+", "-"):
+                        terms = [field_of(inner, "left"), field_of(inner, "right")]
                         if terms[0] is not None and self._text(terms[0]) == name and terms[1] is not None:
-                            value = _constant(self._text(terms[1]), self.constants)
-                            value = -value if value is not None and _operator(inner) == "-" else value
+                            value = constant(self._text(terms[1]), self.constants)
+                            value = -value if value is not None and operator_of(inner) == "-" else value
                 steps.append((name, value))
         for name, value in steps:
             if name in in_condition:
@@ -900,32 +639,32 @@ class _Analyzer:
         if steps:
             return steps[0][0], steps[0][1], True
         if initializer is not None:
-            for node in self._walk(initializer, frozenset({"call_expression"})):
+            for node in self.budget.walk(initializer, frozenset({"call_expression"})):
                 if node.type == "init_declarator":
-                    return self._text(_field(node, "declarator")) or None, None, False
+                    return self._text(field_of(node, "declarator")) or None, None, False
         return None, None, False
 
     def _trips(self, var: str | None, step: int | None, start: Node | None, condition: Node | None) -> int | None:
         if var is None or step is None or step <= 0 or start is None or condition is None:
             return None
-        condition = _strip(condition)
+        condition = strip(condition)
         if condition.type != "binary_expression":
             return None
-        left, right, operator = _field(condition, "left"), _field(condition, "right"), _operator(condition)
+        left, right, operator = field_of(condition, "left"), field_of(condition, "right"), operator_of(condition)
         if left is None or right is None:
             return None
         if self._text(right) == var and operator in (">", ">="):
             left, right, operator = right, left, "<" if operator == ">" else "<="
         if self._text(left) != var or operator not in ("<", "<=", "!="):
             return None
-        low = _constant(self._text(start), self.constants)
-        high = _constant(self._text(right), self.constants)
-        bound = _strip(right)
-        if (low is None or high is None) and bound.type == "binary_expression" and _operator(bound) == "+":
+        low = constant(self._text(start), self.constants)
+        high = constant(self._text(right), self.constants)
+        bound = strip(right)
+        if (low is None or high is None) and bound.type == "binary_expression" and operator_of(bound) == "+":
             # `r = i; r < i + 2`: a constant count from a variable start.
-            base, extra = _field(bound, "left"), _field(bound, "right")
+            base, extra = field_of(bound, "left"), field_of(bound, "right")
             if base is not None and extra is not None and self._compact(base) == self._compact(start):
-                low, high = 0, _constant(self._text(extra), self.constants)
+                low, high = 0, constant(self._text(extra), self.constants)
         if low is None or high is None:
             return None
         high += 1 if operator == "<=" else 0
@@ -935,9 +674,9 @@ class _Analyzer:
         """Whether the body uses `var` at two or more constant offsets in [0, step)."""
         offsets: set[int] = set()
         pattern = re.compile(rb"\b" + re.escape(var.encode()) + rb"\b")
-        self._tick((body.end_byte - body.start_byte) // 64)
+        self.budget.tick((body.end_byte - body.start_byte) // 64)
         for match in pattern.finditer(self.source, body.start_byte, body.end_byte):
-            self._tick()
+            self.budget.tick()
             node = body.descendant_for_byte_range(match.start(), match.end())
             if node is not None and node.type == "identifier" and node.end_byte == match.end():
                 offset = self._offset(node)
@@ -954,7 +693,7 @@ class _Analyzer:
             parent = top.parent
             if parent is None or not (
                 parent.type == "parenthesized_expression"
-                or (parent.type == "binary_expression" and _operator(parent) in ("+", "-"))
+                or (parent.type == "binary_expression" and operator_of(parent) in ("+", "-"))
             ):
                 break
             top = parent
@@ -962,20 +701,20 @@ class _Analyzer:
         stack: list[tuple[Node, int]] = [(top, 1)]
         while stack:
             current, sign = stack.pop()
-            self._tick()
-            if current.type == "parenthesized_expression" and (inside := _first_named(current)) is not None:
+            self.budget.tick()
+            if current.type == "parenthesized_expression" and (inside := first_named(current)) is not None:
                 stack.append((inside, sign))
-            elif current.type == "binary_expression" and _operator(current) in ("+", "-"):
-                left, right = _field(current, "left"), _field(current, "right")
+            elif current.type == "binary_expression" and operator_of(current) in ("+", "-"):
+                left, right = field_of(current, "left"), field_of(current, "right")
                 if left is not None:
                     stack.append((left, sign))
                 if right is not None:
-                    stack.append((right, -sign if _operator(current) == "-" else sign))
+                    stack.append((right, -sign if operator_of(current) == "-" else sign))
             elif current.id == node.id:
                 sign_of_node = sign
             else:
                 value = (
-                    _constant(self._text(current), self.constants)
+                    constant(self._text(current), self.constants)
                     if current.type in ("number_literal", "identifier")
                     else None
                 )
@@ -990,7 +729,7 @@ class _Analyzer:
         instance: _Instance | None,
         loops: tuple[_Loop, ...],
     ) -> None:
-        type_node = _field(node, "type")
+        type_node = field_of(node, "type")
         base = _base_kind(self.source, type_node)
         const = any(c.type == "type_qualifier" and self._text(c) == "const" for c in node.children)
         if instance is not None:
@@ -1000,8 +739,8 @@ class _Analyzer:
         for declarator in node.children_by_field_name("declarator"):
             value: Node | None = None
             if declarator.type == "init_declarator":
-                value = _field(declarator, "value")
-                inner = _field(declarator, "declarator")
+                value = field_of(declarator, "value")
+                inner = field_of(declarator, "declarator")
                 if inner is None:
                     continue
                 declarator = inner
@@ -1013,7 +752,7 @@ class _Analyzer:
                 origins |= {f"m:{instance.id if instance else 'g'}:{name}"}
             if value is not None and value.type != "initializer_list":
                 if const and kind == "int":
-                    number = _constant(self._text(value), self.constants)
+                    number = constant(self._text(value), self.constants)
                     if number is not None:
                         self.constants[name] = number
                 if instance is not None:
@@ -1050,7 +789,7 @@ class _Analyzer:
             elif kind == "assignment_expression":
                 self._assignment(node, instance, loops)
             elif kind == "update_expression":
-                self._bump(_field(node, "argument"), instance, loops)
+                self._bump(field_of(node, "argument"), instance, loops)
         self._calls(expression, instance, loops)
 
     def _bump(self, target: Node | None, instance: _Instance, loops: tuple[_Loop, ...]) -> None:
@@ -1069,7 +808,7 @@ class _Analyzer:
             instance.env[name] = instance.env.get(name, _NONE) | origins
 
     def _assignment(self, node: Node, instance: _Instance, loops: tuple[_Loop, ...]) -> None:
-        left, right, operator = _field(node, "left"), _field(node, "right"), _operator(node)
+        left, right, operator = field_of(node, "left"), field_of(node, "right"), operator_of(node)
         if left is None or right is None:
             return
         value = self._origins(right, instance, loops, 0)
@@ -1081,16 +820,16 @@ class _Analyzer:
                 self._bump(left, instance, loops)
             elif (products := self._products(right, instance)) and name in instance.kinds:
                 instance.products[name] = products
-        for target in self._walk(left):
+        for target in self.budget.walk(left):
             if target.type == "update_expression":
-                self._bump(_field(target, "argument"), instance, loops)
+                self._bump(field_of(target, "argument"), instance, loops)
         if self._accumulation(left, operator, right, destination, instance, loops):
             self.computations.append((loops, value))
             return
         if operator == "=" and left.type in ("subscript_expression", "pointer_expression"):
-            source = _strip(right)
+            source = strip(right)
             if source.type in ("subscript_expression", "pointer_expression") or (
-                source.type == "call_expression" and "load" in self._text(_field(source, "function"))
+                source.type == "call_expression" and "load" in self._text(field_of(source, "function"))
             ):
                 self._copy(loops, destination, value)
         if any(token.startswith("out:") for token in destination):
@@ -1107,19 +846,19 @@ class _Analyzer:
         stack = [(expression, 0)]
         while stack:
             node, depth = stack.pop()
-            self._tick()
+            self.budget.tick()
             if depth > MAX_EXPRESSION_DEPTH:
                 continue
             kind = node.type
             if kind == "binary_expression":
-                left, right = _field(node, "left"), _field(node, "right")
+                left, right = field_of(node, "left"), field_of(node, "right")
                 if left is not None and right is not None:
-                    if _operator(node) == "*":
+                    if operator_of(node) == "*":
                         products.append((left, right))
                     stack.extend([(left, depth + 1), (right, depth + 1)])
             elif kind == "call_expression":
-                name = self._text(_field(node, "function"))
-                arguments = _field(node, "arguments")
+                name = self._text(field_of(node, "function"))
+                arguments = field_of(node, "arguments")
                 arguments_list = arguments.named_children if arguments is not None else []
                 if _MULTIPLY_CALL.search(name) and len(arguments_list) >= 2:
                     products.append((arguments_list[0], arguments_list[1]))
@@ -1127,7 +866,7 @@ class _Analyzer:
                     start = 2 if _FMA_CALL.search(name) else 0
                     stack.extend((argument, depth + 1) for argument in arguments_list[start:])
             elif kind in ("parenthesized_expression", "cast_expression", "unary_expression"):
-                inner = _field(node, "value") if kind == "cast_expression" else _last_named(node)
+                inner = field_of(node, "value") if kind == "cast_expression" else last_named(node)
                 if inner is not None:
                     stack.append((inner, depth + 1))
             elif kind == "identifier" and depth > 0:
@@ -1148,7 +887,7 @@ class _Analyzer:
         if operator == "=":
             target = self._compact(left)
             if target not in self._compact(right) or not any(
-                node.type == left.type and self._compact(node) == target for node in self._walk(right)
+                node.type == left.type and self._compact(node) == target for node in self.budget.walk(right)
             ):
                 return False
         if operator == "=" and right.type == "identifier":
@@ -1159,7 +898,7 @@ class _Analyzer:
         accumulator: str | None = None
         base = left
         while base.type == "subscript_expression":
-            argument = _field(base, "argument")
+            argument = field_of(base, "argument")
             if argument is None:
                 break
             base = argument
@@ -1214,12 +953,12 @@ class _Analyzer:
         last = bisect.bisect_left(self.call_starts, expression.end_byte)
         for node in self.call_nodes[first:last]:
             if node.type == "cast_expression":
-                type_descriptor = _field(node, "type")
-                self._vector_use(_field(type_descriptor, "type") if type_descriptor is not None else None)
+                type_descriptor = field_of(node, "type")
+                self._vector_use(field_of(type_descriptor, "type") if type_descriptor is not None else None)
             if node.type != "call_expression":
                 continue
-            name = self._text(_field(node, "function"))
-            arguments_node = _field(node, "arguments")
+            name = self._text(field_of(node, "function"))
+            arguments_node = field_of(node, "arguments")
             arguments = arguments_node.named_children if arguments_node is not None else []
             called = self.macro_calls.get(name, name)
             if called in _PREFETCH_CALLS:
@@ -1233,10 +972,10 @@ class _Analyzer:
                     self._origins(arguments[1], instance, loops, 0),
                 )
             elif ("store" in name or "stream" in name) and len(arguments) >= 2:
-                address, value = arguments[0], _strip(arguments[-1])
+                address, value = arguments[0], strip(arguments[-1])
                 destination = self._origins(address, instance, loops, 0)
                 products = self._products(value, instance)
-                if value.type == "call_expression" and "load" in self._text(_field(value, "function")):
+                if value.type == "call_expression" and "load" in self._text(field_of(value, "function")):
                     self._copy(loops, destination, self._origins(value, instance, loops, 0))
                 elif products and self._reloads(value, address):
                     # `store(p, fmadd(a, b, load(p)))`: a multiply-accumulate into memory.
@@ -1245,8 +984,8 @@ class _Analyzer:
                 elif any(t.startswith("out:") for t in destination):
                     self.computations.append((loops, self._origins(value, instance, loops, 0)))
             elif name == "posix_memalign" and arguments:
-                target = _strip(arguments[0])
-                if target.type == "pointer_expression" and (pointee := _field(target, "argument")) is not None:
+                target = strip(arguments[0])
+                if target.type == "pointer_expression" and (pointee := field_of(target, "argument")) is not None:
                     self._assign(self._text(pointee), frozenset({f"m:alloc:{node.id}"}), instance)
             if name in self.functions and name not in instance.names and len(instance.names) < MAX_INLINE_DEPTH:
                 bound = [self._origins(argument, instance, loops, 0) for argument in arguments]
@@ -1259,9 +998,9 @@ class _Analyzer:
     def _reloads(self, value: Node, address: Node) -> bool:
         """Whether `value` loads from `address` (the same text), as a read-modify-write store does."""
         target = self._compact(address)
-        for node in self._walk(value):
-            if node.type == "call_expression" and "load" in self._text(_field(node, "function")):
-                arguments = _field(node, "arguments")
+        for node in self.budget.walk(value):
+            if node.type == "call_expression" and "load" in self._text(field_of(node, "function")):
+                arguments = field_of(node, "arguments")
                 if arguments is not None and arguments.named_child_count:
                     if self._compact(arguments.named_children[0]) == target:
                         return True
@@ -1281,17 +1020,17 @@ class _Analyzer:
         """What an expression's value depends on: loops (`L`), strided loops (`S`), tile bounds (`N`), memory."""
         if node is None or instance is None or depth > MAX_EXPRESSION_DEPTH:
             return _NONE
-        self._tick()
+        self.budget.tick()
         kind = node.type
         if kind == "identifier":
             return self._name(self._text(node), instance, loops)
         if kind in ("number_literal", "string_literal", "char_literal", "sizeof_expression", "true", "false", "null"):
             return _NONE
         if kind == "binary_expression":
-            left, right = _field(node, "left"), _field(node, "right")
+            left, right = field_of(node, "left"), field_of(node, "right")
             a = self._origins(left, instance, loops, depth + 1)
             b = self._origins(right, instance, loops, depth + 1)
-            operator = _operator(node)
+            operator = operator_of(node)
             if operator in ("*", "<<"):
                 a_strided = self._strides(a) if right is not None and not self._is_unit(right, operator) else _NONE
                 b_strided = (
@@ -1300,18 +1039,18 @@ class _Analyzer:
                 return a | b | a_strided | b_strided
             return a | b
         if kind == "subscript_expression":
-            argument = _field(node, "argument")
+            argument = field_of(node, "argument")
             result = self._origins(argument, instance, loops, depth + 1) | self._origins(
-                _field(node, "index"), instance, loops, depth + 1
+                field_of(node, "index"), instance, loops, depth + 1
             )
             if argument is not None and argument.type == "subscript_expression":
-                result |= self._strides(self._origins(_field(argument, "index"), instance, loops, depth + 1))
+                result |= self._strides(self._origins(field_of(argument, "index"), instance, loops, depth + 1))
             return result
         if kind == "call_expression":
-            name = self._text(_field(node, "function"))
+            name = self._text(field_of(node, "function"))
             if name in _ALLOCATION_CALLS:
                 return frozenset({f"m:alloc:{node.id}"})
-            arguments = _field(node, "arguments")
+            arguments = field_of(node, "arguments")
             result = _NONE
             for argument in arguments.named_children if arguments is not None else []:
                 result |= self._origins(argument, instance, loops, depth + 1)
@@ -1322,11 +1061,11 @@ class _Analyzer:
                 result |= self._origins(child, instance, loops, depth + 1)
             return self._tile_bounds(result)
         if kind == "field_expression":
-            return self._origins(_field(node, "argument"), instance, loops, depth + 1)
+            return self._origins(field_of(node, "argument"), instance, loops, depth + 1)
         if kind == "cast_expression":
-            return self._origins(_field(node, "value"), instance, loops, depth + 1)
+            return self._origins(field_of(node, "value"), instance, loops, depth + 1)
         if kind == "assignment_expression":
-            return self._origins(_field(node, "right"), instance, loops, depth + 1)
+            return self._origins(field_of(node, "right"), instance, loops, depth + 1)
         result = _NONE
         for child in node.named_children:
             result |= self._origins(child, instance, loops, depth + 1)
@@ -1339,7 +1078,7 @@ class _Analyzer:
         return self._origins(target, instance, loops, 0)
 
     def _is_unit(self, node: Node, operator: str) -> bool:
-        value = _constant(self._text(node), self.constants)
+        value = constant(self._text(node), self.constants)
         return value is not None and (value in (1, -1) if operator == "*" else value == 0)
 
     @staticmethod
@@ -1398,7 +1137,7 @@ class _Analyzer:
             if second == "ivdep":
                 return {"simd_pragma"}
             if second == "unroll":
-                count = _constant(" ".join(words[2:]), self.constants)
+                count = constant(" ".join(words[2:]), self.constants)
                 return {"unrolling"} if count is None or count >= 2 else set()
             if second == "optimize" and "unroll-loops" in lower:
                 return {"unrolling"}
@@ -1407,7 +1146,7 @@ class _Analyzer:
             return {"simd_pragma"}
         if first == "unroll" or lower.startswith("unroll("):
             argument = lower.removeprefix("unroll").strip().strip("()")
-            count = _constant(argument, self.constants) if argument else None
+            count = constant(argument, self.constants) if argument else None
             return {"unrolling"} if count is None or count >= 2 else set()
         if first == "clang" and "loop" in lower:
             labels = set()
@@ -1521,8 +1260,8 @@ def analyze(source: str) -> Analysis:
     data = source.encode("utf-8", errors="replace")
     if len(data) > MAX_SOURCE_BYTES:
         return Analysis(frozenset(), f"source is {len(data)} bytes, over the {MAX_SOURCE_BYTES}-byte limit")
-    blanked, pragmas, vector_spans = _lexical_pass(data)
-    parser = _get_parser()
+    blanked, pragmas, vector_spans = lexical_pass(data)
+    parser = get_parser()
     deadline = time.monotonic() + PARSE_TIMEOUT_S
     try:
         tree = parser.parse(
@@ -1534,14 +1273,14 @@ def analyze(source: str) -> Analysis:
         return Analysis(frozenset(), f"parsing took longer than {PARSE_TIMEOUT_S} s")
     root = tree.root_node
     if root.has_error:
-        return Analysis(frozenset(), _first_error(blanked, root))
+        return Analysis(frozenset(), first_error(blanked, root))
     try:
         analyzer = _Analyzer(blanked, root, pragmas, vector_spans)
         if not analyzer.functions:
             return Analysis(frozenset(), "no function definition")
         analyzer.run()
         return Analysis(analyzer.labels())
-    except _TooComplex as error:
+    except TooComplex as error:
         return Analysis(frozenset(), str(error))
 
 
