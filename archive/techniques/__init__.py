@@ -2,9 +2,9 @@
 
 The archive stores these labels with every solution; they describe *how* a kernel is written, never how fast
 it is. `analyze(source)` parses the source with tree-sitter's C grammar and walks the functions reachable from
-the entry point (every function without `static`: `dgemm`, `jacobi2d`), inlining calls to the file's own
-helpers with their arguments bound to the parameters, so a loop in `kernel_6x8` nests inside the loops of
-`dgemm` that call it. The labels speak of loop nests and memory access, never of the names `A`, `B`, `C`.
+the entry point (every function without `static`: `dgemm`, `jacobi2d`, `dgemv`, ...), inlining calls to the
+file's own helpers with their arguments bound to the parameters, so a loop in `kernel_6x8` nests inside the
+loops of `dgemm` that call it. The labels speak of loop nests and memory access, never of the names `A`, `B`, `C`.
 
 Why tree-sitter and not libclang: it is a wheel with no system library, parses a candidate in well under a
 millisecond, needs neither headers nor a preprocessor (so nothing a candidate `#include`s is ever read), and
