@@ -10,7 +10,7 @@ import bisect
 import re
 from typing import Final
 
-from archive.techniques.facts import Copy, Facts, Loop, MultiplyAccumulate, Origins
+from archive.techniques.facts import REGISTER_LOOP_MAX_TRIPS, Copy, Facts, Loop, MultiplyAccumulate, Origins
 from archive.techniques.lexical import Pragma
 from archive.techniques.scope import FileScope
 
@@ -144,19 +144,27 @@ def _tiling(facts: Facts) -> bool:
 
 
 def _register_blocking(facts: Facts) -> bool:
-    """Two or more register accumulators in one reduction loop, sharing a loaded value."""
-    groups: dict[int, list[tuple[MultiplyAccumulate, tuple[Loop, ...]]]] = {}
+    """Two or more register accumulators in one reduction loop, sharing a loaded value, for a block of outputs."""
+    groups: dict[int, tuple[Loop, list[tuple[MultiplyAccumulate, tuple[Loop, ...]]]]] = {}
     for accumulation in facts.accumulations:
         if accumulation.accumulator is None:
             continue
         loop, registers = _reduction_loop(accumulation.loops)
         if loop is not None:
-            groups.setdefault(loop.id, []).append((accumulation, registers))
-    for group in groups.values():
+            groups.setdefault(loop.id, (loop, []))[1].append((accumulation, registers))
+    for loop, group in groups.values():
+        # A block holds the outputs of several iterations: of a loop around the reduction that steps over the
+        # block (`i += 4`), or of register loops inside it (`c[r][q]`). Without one, the accumulators are parts
+        # of one output (the x, y and z of a force, the real and imaginary sums of a DFT term), however much
+        # they share.
+        block = any(
+            outer.step is not None and 2 <= abs(outer.step) <= REGISTER_LOOP_MAX_TRIPS for outer in loop.enclosing
+        )
         count, seen, reuse = 0, set(), False
         users: dict[str, set[str]] = {}
         for accumulation, registers in group:
             varying = [r for r in registers if r.token in accumulation.destination and (r.trips or 0) >= 2]
+            block = block or bool(varying)
             key = accumulation.accumulator or ""
             if key not in seen:
                 seen.add(key)
@@ -169,7 +177,7 @@ def _register_blocking(facts: Facts) -> bool:
                     reuse = True
             for text, _ in accumulation.operands:
                 users.setdefault(text, set()).add(key)
-        if count >= 2 and (reuse or any(len(keys) >= 2 for keys in users.values())):
+        if count >= 2 and block and (reuse or any(len(keys) >= 2 for keys in users.values())):
             return True
     return False
 
