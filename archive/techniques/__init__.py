@@ -51,15 +51,16 @@ Labels (exactly these ten, in `bus.schema.TECHNIQUES` order):
 - `unrolling`: a `#pragma GCC unroll N` / `#pragma unroll [N]` / `#pragma clang loop unroll...` with N >= 2
   or no N, or `#pragma GCC optimize` naming `unroll-loops`; or a loop with a constant step s >= 2 whose body
   uses its index at two or more constant offsets in [0, s) (`a[k]`, `a[k + 1]`, ...). A step-4 loop that
-  touches one vector per iteration (`_mm256_loadu_pd(b + j)`), or one element every s, is not unrolled.
+  touches one vector per iteration (`_mm256_loadu_pd(b + j)`), or one element every s, is not unrolled; nor
+  is a loop over records of s elements, whose bound is s times a count (`i < 3 * n; i += 3` over x, y, z).
 - `register_blocking`: inside one reduction loop (the innermost non-register loop), multiply-accumulates
   update two or more register accumulators (`c00`, `c01`, ... or `c[r][q]` over register loops) and reuse a
   loaded value across them: one operand is shared by two accumulators, or does not depend on a register loop
   that the accumulator does (`c[r][q] += a * b[q]`); and they are a block of outputs of several iterations:
   of register loops that the accumulators vary along, or of a loop around the reduction loop with a constant
-  step from 2 to 16 (`i += 4` over rows). Split sums of one reduction (`s0 += a[k] * b[k]; s1 += a[k + 1] *
-  b[k + 1]`) share nothing: that is unrolling, not register blocking; the parts of one output (a force's `ax`,
-  `ay`, `az`, a DFT term's real and imaginary sums) are no block.
+  step from 2 to 16 that does not walk records (`i += 4` over rows). Split sums of one reduction (`s0 += a[k] *
+  b[k]; s1 += a[k + 1] * b[k + 1]`) share nothing: that is unrolling, not register blocking; the parts of one
+  output (a force's `ax`, `ay`, `az`, a DFT term's real and imaginary sums) are no block.
 - `simd_intrinsics`: a call to `_mm*_...` or `__builtin_ia32_...` other than the non-vector ones
   (`_mm_malloc`, `_mm_free`, `_mm_prefetch`, `_mm_pause`, fences, `_mm_getcsr`/`_mm_setcsr`, ...), or a
   variable, parameter or cast of a vector type: `__m128d`/`__m256d`/`__m512d`/... or a type declared with
@@ -106,6 +107,7 @@ Bounded work. The analysis counts its steps (statements, expression nodes, bytes
 Known weaknesses: variables are followed by name and flow-insensitively; calls through function pointers are
 not followed; helpers are inlined at most `MAX_INLINE_DEPTH` deep and `MAX_INSTANCES` times (further calls are
 not followed); manual unrolling written with a bumped pointer (`p[0]`, `p[1]`, `p += 4`) is not seen;
+a loop over records is known only by its bound (`i < 3 * n`: one bounded by `i + 2 < m` reads as unrolled);
 a block of outputs is known only by loop steps, so the parts of one output inside a tile loop stepping by at
 most 16 read as a register block; `typeof`, `_Complex` and case ranges are not parsed by tree-sitter-c 0.24
 and make the source unparseable.

@@ -38,6 +38,8 @@ class Loop:
     bound: Origins
     instance: int
     enclosing: tuple[Loop, ...]
+    walks_records: bool = False
+    """The loop steps over records of `step` elements (`i < 3 * n; i += 3`): not unrolled, not a block."""
 
     @property
     def token(self) -> str:

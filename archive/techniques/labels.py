@@ -154,11 +154,12 @@ def _register_blocking(facts: Facts) -> bool:
             groups.setdefault(loop.id, (loop, []))[1].append((accumulation, registers))
     for loop, group in groups.values():
         # A block holds the outputs of several iterations: of a loop around the reduction that steps over the
-        # block (`i += 4`), or of register loops inside it (`c[r][q]`). Without one, the accumulators are parts
-        # of one output (the x, y and z of a force, the real and imaginary sums of a DFT term), however much
-        # they share.
+        # block (`i += 4`, not a walk over records `i += 3` of x, y, z), or of register loops inside it
+        # (`c[r][q]`). Without one, the accumulators are parts of one output (the x, y and z of a force, the real
+        # and imaginary sums of a DFT term), however much they share.
         block = any(
-            outer.step is not None and 2 <= abs(outer.step) <= REGISTER_LOOP_MAX_TRIPS for outer in loop.enclosing
+            outer.step is not None and 2 <= abs(outer.step) <= REGISTER_LOOP_MAX_TRIPS and not outer.walks_records
+            for outer in loop.enclosing
         )
         count, seen, reuse = 0, set(), False
         users: dict[str, set[str]] = {}

@@ -1,7 +1,9 @@
-"""What a loop header says: its index, its step and its trip count; and whether its body is unrolled by hand.
+"""What a loop header says: its index, its step, its trip count, whether it walks records; and whether its body
+is unrolled by hand.
 
 A loop with a constant step s >= 2 is unrolled when its body uses the index at two or more constant offsets
-in [0, s) (`a[k]`, `a[k + 1]`, ...): one vector per iteration, or one element every s, is not unrolling.
+in [0, s) (`a[k]`, `a[k + 1]`, ...): one vector per iteration, or one element every s, is not unrolling; nor
+is a loop over records of s elements, whose offsets are a record's fields.
 """
 
 from __future__ import annotations
@@ -63,16 +65,10 @@ def trip_count(
     """The constant number of iterations (`r = 0; r < MR`, `r = i; r < i + 2`), or None."""
     if var is None or step is None or step <= 0 or start is None or condition is None:
         return None
-    condition = strip(condition)
-    if condition.type != "binary_expression":
+    upper = _upper_bound(scope, var, condition)
+    if upper is None:
         return None
-    left, right, operator = field_of(condition, "left"), field_of(condition, "right"), operator_of(condition)
-    if left is None or right is None:
-        return None
-    if scope.text(right) == var and operator in (">", ">="):
-        left, right, operator = right, left, "<" if operator == ">" else "<="
-    if scope.text(left) != var or operator not in ("<", "<=", "!="):
-        return None
+    right, operator = upper
     low = scope.constant(scope.text(start))
     high = scope.constant(scope.text(right))
     bound = strip(right)
@@ -85,6 +81,38 @@ def trip_count(
         return None
     high += 1 if operator == "<=" else 0
     return max(0, -(-(high - low) // step))
+
+
+def walks_records(scope: FileScope, var: str | None, step: int | None, condition: Node | None) -> bool:
+    """Whether the loop walks records of `step` elements (`i < 3 * n; i += 3` over interleaved x, y, z): its
+    bound is the step times a count. A bound rounded down to a multiple of the step (`n / 4 * 4`) is not."""
+    if var is None or step is None or step < 2 or condition is None:
+        return False
+    upper = _upper_bound(scope, var, condition)
+    bound = strip(upper[0]) if upper is not None else None
+    if bound is None or bound.type != "binary_expression" or operator_of(bound) != "*":
+        return False
+    factors = (field_of(bound, "left"), field_of(bound, "right"))
+    for size, count in (factors, factors[::-1]):
+        if size is not None and count is not None and scope.constant(scope.text(size)) == step:
+            count = strip(count)
+            return not (count.type == "binary_expression" and operator_of(count) in ("/", ">>"))
+    return False
+
+
+def _upper_bound(scope: FileScope, var: str, condition: Node) -> tuple[Node, str] | None:
+    """(B, operator) for a condition `var < B`, `var <= B` or `var != B` (or `B > var`, `B >= var`)."""
+    condition = strip(condition)
+    if condition.type != "binary_expression":
+        return None
+    left, right, operator = field_of(condition, "left"), field_of(condition, "right"), operator_of(condition)
+    if left is None or right is None:
+        return None
+    if scope.text(right) == var and operator in (">", ">="):
+        left, right, operator = right, left, "<" if operator == ">" else "<="
+    if scope.text(left) != var or operator not in ("<", "<=", "!="):
+        return None
+    return right, operator
 
 
 def is_unrolled(scope: FileScope, body: Node, var: str, step: int) -> bool:

@@ -12,7 +12,7 @@ from typing import Final
 
 from archive.techniques.expressions import address_of, origins_of, products_in, products_of_term, variable_origins
 from archive.techniques.facts import NO_ORIGINS, Copy, Facts, Instance, Loop, MultiplyAccumulate, Origins
-from archive.techniques.loops import is_unrolled, loop_control, trip_count
+from archive.techniques.loops import is_unrolled, loop_control, trip_count, walks_records
 from archive.techniques.scope import PREFETCH_CALLS, FileScope, is_vector_intrinsic
 from archive.techniques.syntax import Node, TooComplex, field_of, first_named, operator_of, strip
 
@@ -195,9 +195,11 @@ class _Walker:
         if update is not None:
             self._expression(update, instance, inside)
         loop.trips = trip_count(self.scope, var, step, start_value, condition)
+        loop.walks_records = walks_records(self.scope, var, step, condition)
         if (
             step is not None
             and step >= 2
+            and not loop.walks_records
             and node.id not in self.unroll_checked
             and (body := field_of(node, "body")) is not None
         ):
