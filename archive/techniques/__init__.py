@@ -28,20 +28,22 @@ a broadcast), or through a temporary (`t = a * b; c[j] += t`); `X` is not an int
 (`_mm256_storeu_pd(p, _mm256_fmadd_pd(a, b, _mm256_loadu_pd(p)))`) is one too. *Computation* means the
 multiply-accumulates and the stores to an output. A *register accumulator* is
 an `X` that is a local scalar or vector variable, or an element of a local array of constant size (at most 256
-elements). A *register loop* has a constant trip count of at most 16 (`for (r = 0; r < MR; r++)`): the
-compiler unrolls it fully, so it is not a level of the loop order. An *input* is a `const`-qualified pointer
-parameter of the entry point, an *output* a pointer parameter without `const`; a *buffer* is any other memory
-(a local or static array, a pointer from `malloc`/`aligned_alloc`/`_mm_malloc`, a static pointer). "Depends
-on" follows variables through assignments and helper parameters (`i1 = min(i0 + BS, n)` depends on `i0`).
+elements). A *register loop* has a constant trip count of at most 16 (`for (r = 0; r < MR; r++)`): inside
+the reduction loop the compiler unrolls it fully, so it is not a level of the loop order. An *input* is a
+`const`-qualified pointer parameter of the entry point, an *output* a pointer parameter without `const`; a
+*buffer* is any other memory (a local or static array, a pointer from `malloc`/`aligned_alloc`/`_mm_malloc`,
+a static pointer). "Depends on" follows variables through assignments and helper parameters (`i1 = min(i0 +
+BS, n)` depends on `i0`).
 
 Labels (exactly these ten, in `bus.schema.TECHNIQUES` order):
 
 - `loop_order`: some multiply-accumulate's innermost enclosing loop, skipping register loops, has an index that
-  the destination's address depends on, while an enclosing loop's index is one it does not depend on: the
-  reduction loop is outside the innermost loop (i-k-j, k-i-j, j-k-i). The textbook i-j-k order, and j-i-k,
-  accumulate along the innermost `k` into one place; a scalar accumulator is one place whatever the loops.
-  Register-blocked micro-kernels (k innermost around a block of accumulators) are not `loop_order`, nor is an
-  elementwise update (`C[t] += x * y[t]`, no reduction loop at all).
+  the destination's address depends on, while a loop around it, register loop or not, has an index it does not
+  depend on: the reduction loop is outside the innermost loop (i-k-j, k-i-j, j-k-i; a convolution's 5 x 5 taps
+  outside its sweep along the row). The textbook i-j-k order, and j-i-k, accumulate along the innermost `k`
+  into one place; a scalar accumulator is one place whatever the loops. Register-blocked micro-kernels (k
+  innermost around a block of accumulators) are not `loop_order`, nor is an elementwise update (`C[t] += x *
+  y[t]`, no reduction loop at all).
 - `tiling`: a loop T whose step is not 1 (a constant >= 2 or a variable block size), and a loop P nested
   inside it with at least one other loop between them, whose range is a tile of T's index: P starts at a
   value that depends on T's index and its bound depends on it too (`i = i0; i < i0 + BS`), or its bound is a

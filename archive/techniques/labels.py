@@ -121,11 +121,10 @@ def _loop_order(facts: Facts) -> bool:
         loop, _ = _reduction_loop(accumulation.loops)
         if loop is None or loop.var is None or loop.token not in accumulation.destination:
             continue
-        # An elementwise update (`C[t] += x * y[t]`) has no reduction at all: one must enclose it.
-        if any(
-            outer.var is not None and not outer.is_register_loop and outer.token not in accumulation.destination
-            for outer in accumulation.loops
-        ):
+        # An elementwise update (`C[t] += x * y[t]`) has no reduction at all: one must enclose it. A register
+        # loop around the sweep is a level of the order too (only inside the reduction loop is one unrolled into
+        # registers): a convolution's 5 x 5 taps outside its row sweep are the reduction moved out.
+        if any(outer.var is not None and outer.token not in accumulation.destination for outer in loop.enclosing):
             return True
     return False
 
