@@ -1,4 +1,4 @@
-"""Technique detection (archive/techniques.py): a labelled corpus of true positives and near misses, the
+"""Technique detection (archive/techniques/): a labelled corpus of true positives and near misses, the
 bencher's ladder, unparseable and hostile input, and the `hpcrl techniques` command."""
 
 from __future__ import annotations
