@@ -1,0 +1,22 @@
+/* expect: wrong_answer
+ * why: exp(+2 pi i j k / n), the inverse transform's sign (without its 1/n): every bin but the first is the
+ *      mirror image X_(n-k), right in size, wrong in place. */
+#include <math.h>
+#include <stdlib.h>
+
+void dft(int n, const double *re, const double *im, double *re_out, double *im_out) {
+    double *c = malloc(2 * (size_t)n * sizeof(double)), *s = c + n;
+    if (!c) return;
+    for (int m = 0; m < n; m++) c[m] = cos(2.0 * M_PI * m / n);
+    for (int m = 0; m < n; m++) s[m] = sin(2.0 * M_PI * m / n);
+    for (int k = 0; k < n; k++) {
+        double sr = 0.0, si = 0.0;
+        for (int j = 0, m = 0; j < n; j++, m = (m + k) % n) {
+            sr += re[j] * c[m] - im[j] * s[m];
+            si += re[j] * s[m] + im[j] * c[m];
+        }
+        re_out[k] = sr;
+        im_out[k] = si;
+    }
+    free(c);
+}

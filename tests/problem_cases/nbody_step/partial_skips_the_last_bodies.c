@@ -1,0 +1,21 @@
+/* expect: wrong_answer
+ * why: bodies four at a time (one vector of doubles) without a remainder loop: the last n % 4 bodies are never
+ *      written. */
+#include <math.h>
+
+void nbody_step(int n, double dt, const double *pos, const double *vel, const double *mass, double *new_pos,
+                double *new_vel) {
+    for (int i0 = 0; i0 + 4 <= n; i0 += 4)
+        for (int i = i0; i < i0 + 4; i++) {
+            double a[3] = {0.0, 0.0, 0.0};
+            for (int j = 0; j < n; j++) {
+                double d[3] = {pos[3 * j] - pos[3 * i], pos[3 * j + 1] - pos[3 * i + 1], pos[3 * j + 2] - pos[3 * i + 2]};
+                double d2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2] + 0.01;
+                for (int c = 0; c < 3; c++) a[c] += mass[j] * d[c] / (d2 * sqrt(d2));
+            }
+            for (int c = 0; c < 3; c++) {
+                new_vel[3 * i + c] = vel[3 * i + c] + dt * a[c];
+                new_pos[3 * i + c] = pos[3 * i + c] + dt * new_vel[3 * i + c];
+            }
+        }
+}
