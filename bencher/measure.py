@@ -138,7 +138,7 @@ def measure(
             )
         except SandboxError as error:
             return Measurement(Verdict.INFRA_ERROR, f"bencher fault while running: {error}")
-    return judge(run, problem.flop_count(n), config, node, work=problem.work(n))
+    return judge(run, problem.flop_count(n), config, node, work=problem.work(n), peak_scale=problem.peak_scale)
 
 
 MONITOR_FAULT_EXIT = 2
@@ -253,10 +253,16 @@ def _library_env(node: Node) -> dict[str, str]:
 
 
 def judge(
-    run: SandboxRun, flop_count: float, config: BencherConfig, node: Node, work: float | None = None
+    run: SandboxRun,
+    flop_count: float,
+    config: BencherConfig,
+    node: Node,
+    work: float | None = None,
+    peak_scale: float = 1.0,
 ) -> Measurement:
     """The verdict of one run, from the monitor's records and the bencher's own view of the run. `work`: one
-    call's work in the problem metric's numerator (bytes for a `gbps` problem); None: the flops.
+    call's work in the problem metric's numerator (bytes for a `gbps` problem); None: the flops. `peak_scale`:
+    the problem's peak as a multiple of the node's double-precision peak (2 for single precision).
 
     Total: whatever the channel holds, the answer is a Measurement. Records that break the grammar, a
     monitor killed by a signal, or one that exits otherwise than 0 (worked) or 2 (its own fault) are
@@ -311,13 +317,13 @@ def judge(
             "e.g. a background thread)",
         )
     fastest = result(Verdict.OK, "")
-    if fastest.gflops and max(fastest.gflops) > node.peak_gflops * config.peak_margin:
+    if fastest.gflops and max(fastest.gflops) > node.peak_gflops * peak_scale * config.peak_margin:
         # Not yet a verdict: the pipeline re-checks (re-probes the node, re-measures) before charging it.
         return replace(
             result(
                 Verdict.REJECTED,
                 f"impossible speed: {max(fastest.gflops):.1f} GFLOPS exceeds this node's peak of "
-                f"{node.peak_gflops:.1f} GFLOPS x {config.peak_margin:g} for {node.threads} thread(s)",
+                f"{node.peak_gflops * peak_scale:.1f} GFLOPS x {config.peak_margin:g} for {node.threads} thread(s)",
             ),
             over_peak=True,
         )

@@ -160,7 +160,7 @@ class Pipeline:
             self.reprobe()
         except PeakError as error:
             return self._unconfirmed(first, f"the node could not be re-probed: {error}")
-        if max(first.gflops) <= self.node.peak_gflops * self.config.peak_margin:
+        if max(first.gflops) <= self.node.peak_gflops * problem.peak_scale * self.config.peak_margin:
             detail = (
                 f"{len(first.seconds)} timed calls, max error {first.max_error:.2e}; the node's peak was re-probed "
                 f"({old_peak:.1f} -> {self.node.peak_gflops:.1f} GFLOPS)"

@@ -125,10 +125,11 @@ ALLOWED_REFERENCES = frozenset(
         "_GLOBAL_OFFSET_TABLE_",
     }
 )
-MATH_FUNCTIONS = frozenset(
-    """sqrt cbrt fabs fma fmin fmax fmod exp exp2 expm1 log log2 log10 log1p pow sin cos tan asin acos atan
+_MATH_NAMES = """sqrt cbrt fabs fma fmin fmax fmod exp exp2 expm1 log log2 log10 log1p pow sin cos tan asin acos atan
     atan2 sinh cosh tanh floor ceil round trunc rint nearbyint lround copysign hypot ldexp frexp""".split()
-)
+# libm's functions in double and in float (`sqrtf`: conv2d's floats), and `sincos`/`sincosf`, which gcc emits
+# by itself for sin(x) and cos(x) of one argument (a DFT's twiddles): refusing them refused honest code.
+MATH_FUNCTIONS = frozenset([*_MATH_NAMES, *(f"{name}f" for name in _MATH_NAMES), "sincos", "sincosf"])
 # OpenMP pragmas compile to GOMP_* calls, except offloading (`omp target` could run on a GPU of the
 # node, outside every limit); vectorised libm calls are _ZGV*; libgcc's complex arithmetic.
 _ALLOWED_REFERENCE_PATTERN = re.compile(r"GOMP_(?!target|offload|teams)\w+|_ZGV\w+|__(mul|div)[sdxt]c3")

@@ -35,6 +35,8 @@ METRICS: Final = {"gflops": "GFLOPS", "gbps": "GB/s"}
 """A problem's figure of merit, by name, with its unit: the rate of floating-point operations (compute-bound
 kernels) or of bytes moved (memory-bound kernels: the `bytes` formula counts each array read or written once,
 the traffic an ideal cache would see)."""
+PRECISIONS: Final = {"double": 1.0, "single": 2.0}
+"""Floating-point precision of a problem's flops -> its peak as a multiple of the double-precision peak."""
 SUITES_FILE: Final = "suites.toml"
 PROBLEM_DIRS_ENV: Final = f"{ENV_PREFIX}BENCHER__PROBLEM_DIRS"
 """Environment override of `[bencher] problem_dirs`, a TOML list as for every setting: '["/site/problems"]'."""
@@ -70,6 +72,8 @@ class Problem:
     worth counting (a sort, a histogram)."""
     bytes: str
     """Bytes one call must read and write at least, as a formula in `n`; "" for a `gflops` problem without one."""
+    precision: str
+    """`double` or `single`: the floating-point type of the flops, which sets the node's peak they are held to."""
     tolerance: float
     """Multiplier of the harness's error bound (1 = the bound documented in the harness)."""
     full_check_max_n: int
@@ -95,6 +99,12 @@ class Problem:
 
     def byte_count(self, n: int) -> float:
         return _compile_formula(self.bytes)(n) if self.bytes else 0.0
+
+    @property
+    def peak_scale(self) -> float:
+        """The node's peak for this problem's flops, as a multiple of its double-precision peak: a vector unit
+        does twice as many single-precision operations per instruction (x86 SSE to AVX-512, Arm NEON/SVE)."""
+        return PRECISIONS[self.precision]
 
     def work(self, n: int) -> float:
         """What one call does in the metric's numerator (flops or bytes): rate = work / seconds * 1e-9."""
@@ -178,6 +188,7 @@ _OPTIONAL: Mapping[str, tuple[type, object]] = {
     "bytes": (str, ""),
     "vendor": (str, ""),
     "vendor_libraries": (list, []),
+    "precision": (str, "double"),
 }
 
 
@@ -251,6 +262,8 @@ def _check_fields(path: Path, data: dict[str, Any]) -> None:
     needed = "flops" if data["metric"] == "gflops" else "bytes"
     if not data[needed]:
         raise ProblemError(f"{path}: metric {data['metric']!r} needs a `{needed}` formula in n")
+    if data["precision"] not in PRECISIONS:
+        raise ProblemError(f"{path}: precision {data['precision']!r} must be one of {sorted(PRECISIONS)}")
     if data["compiler"] not in COMPILERS:
         raise ProblemError(f"{path}: compiler must be one of {COMPILERS}")
     for key in ("flags", "vendor_libraries"):

@@ -341,3 +341,22 @@ def test_the_monitors_own_verdicts_pass_through(node: Node, tmp_path: Path) -> N
     wrong = "rep 0 warm 1.0e-03 nan 1.0e-10 0\nfail wrong_answer repetition 0: max error nan\n"
     assert judge(run_with(wrong), 1e6, config, node).verdict is Verdict.WRONG_ANSWER
     assert judge(run_with("fail timeout a call took longer than 1 s\n"), 1e6, config, node).verdict is Verdict.TIMEOUT
+
+
+def test_each_calls_error_is_held_to_its_own_bound(node: Node, tmp_path: Path) -> None:
+    """Bounds that depend on the inputs differ by call: a small error under a large bound, then a smaller
+    error under a smaller bound, is two correct calls (the reader once held the running maximum error to
+    the latest bound, and charged this as a malformed channel)."""
+    config = fast_config(tmp_path, warmup_reps=1, min_reps=2, max_reps=10)
+    varying = "rep 0 warm 1.0e-03 1.0e-10 1.0e-09 0\nrep 1 timed 1.0e-03 1.0e-12 1.0e-11 0\n"
+    varying += "rep 2 timed 1.0e-03 1.0e-13 1.0e-12 0\ndone 2\n"
+    assert judge(run_with(varying), 1e6, config, node).verdict is Verdict.OK
+
+
+def test_a_single_precision_problem_is_held_to_twice_the_double_precision_peak(node: Node, tmp_path: Path) -> None:
+    config = fast_config(tmp_path, warmup_reps=1, min_reps=2, max_reps=10)
+    cap = node.peak_gflops * config.peak_margin * 1e9 * 1e-3  # flops a 1 ms call may do at the peak
+    between = judge(run_with(GOOD), 1.5 * cap, config, node, peak_scale=2.0)
+    assert between.verdict is Verdict.OK, between.detail
+    assert judge(run_with(GOOD), 1.5 * cap, config, node).over_peak  # as double precision: impossible
+    assert judge(run_with(GOOD), 2.5 * cap, config, node, peak_scale=2.0).over_peak

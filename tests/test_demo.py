@@ -154,7 +154,11 @@ def test_ctrl_c_stops_every_process_and_a_second_run_resumes_without_repeating_a
 
     # Again in the same run directory: the trainer resumes from its last checkpoint and finishes.
     again = subprocess.run(
-        demo(run_dir, "--steps", steps, "--eval-samples", "0"), cwd=REPO, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S
+        demo(run_dir, "--steps", steps, "--eval-samples", "0"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=DEMO_TIMEOUT_S,
     )
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 12, again.stdout[-3000:]

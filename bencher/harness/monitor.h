@@ -72,6 +72,37 @@ void *inout_buffer(size_t bytes, const char *name, void **initial, void **snapsh
 #define EXACT_BOUND 0.5
 int verify_exact(size_t mismatches, double *max_error, double *bound);
 
+/* Checking against a bound. `worse_error`: the running maximum of errors under one bound (a NaN, once seen,
+ * stays). Bounds that differ by element go through a worst_element: worst_consider each element's error and
+ * bound (0 for an element compared exactly), then worst_report gives problem_verify's result, the element
+ * that came closest to its bound or furthest past it (a NaN error is the worst and stays). Inline: they run
+ * once per output element. */
+static inline double worse_error(double error, double current) {
+    return (error != error || error > current) ? error : current; /* error != error: NaN */
+}
+
+typedef struct {
+    double error, bound, ratio;
+} worst_element;
+#define WORST_NONE ((worst_element){0.0, 0.0, -1.0})
+
+static inline void worst_consider(worst_element *worst, double error, double bound) {
+    double ratio = error != error ? __builtin_inf() : bound > 0 ? error / bound : error > 0 ? __builtin_inf() : 0.0;
+    if (ratio > worst->ratio && worst->error == worst->error) *worst = (worst_element){error, bound, ratio};
+}
+
+/* The channel takes positive bounds only: an exact element that is the worst reports the smallest double as
+ * its bound, which any error but 0 exceeds. Returns 1 when correct (never for NaN). */
+static inline int worst_report(const worst_element *worst, double *max_error, double *bound) {
+    *max_error = worst->error;
+    *bound = worst->bound > 0 ? worst->bound : __DBL_DENORM_MIN__;
+    return worst->error <= worst->bound;
+}
+
+/* Scalars the candidate receives (alpha, dt) are drawn in problem_fill like any input, so they too go through
+ * an input_buffer: problem_call runs in the candidate's process, which has a copy of the harness's memory
+ * from before the first call, never the values problem_fill stores afterwards. */
+
 /* Allocate the problem's buffers (through the three functions above) and any private scratch. Returns NULL
  * when memory is short. */
 problem *problem_setup(const problem_params *params);

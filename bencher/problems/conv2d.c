@@ -56,13 +56,6 @@ void problem_fill(problem *p) {
 
 void problem_call(problem *p, entry_point entry) { ((conv2d_fn)entry)((int)p->n, p->IMG, p->KERNEL, p->OUT); }
 
-/* The element furthest past its bound (or closest to it) so far; a NaN error is the worst and stays. */
-typedef struct { double ratio, error, bound; } worst_element;
-static void consider(worst_element *w, double error, double bound) {
-    double ratio = error == 0.0 ? 0.0 : error / bound; /* an error over a zero bound: infinite */
-    if (isnan(ratio) ? !isnan(w->ratio) : ratio > w->ratio) *w = (worst_element){ratio, error, bound};
-}
-
 /* Explicit 4-lane vectors (GCC vector extensions, for any -march): the harness is built with -O2, which
  * vectorizes loops of unknown length only with whole vectors, so the scalar reference took 3x as long. */
 typedef double doubles __attribute__((vector_size(32)));
@@ -97,7 +90,7 @@ static void add_tap(double *sum, double *magnitude, const float *row, double k, 
 int problem_verify(problem *p, double *max_error, double *bound) {
     long n = p->n;
     double *sum = p->sum, *magnitude = p->magnitude, scale = p->tolerance * TAPS * TAPS * FLT_EPSILON;
-    worst_element worst = {-1.0, 0.0, 0.0};
+    worst_element worst = WORST_NONE;
     for (long i = 0; i < n; i++) {
         memset(sum, 0, (size_t)n * sizeof(double));
         memset(magnitude, 0, (size_t)n * sizeof(double));
@@ -109,9 +102,7 @@ int problem_verify(problem *p, double *max_error, double *bound) {
                         b < 0 ? -b : 0, b > 0 ? n - b : n);
         }
         for (long j = 0; j < n; j++)
-            consider(&worst, fabs((double)p->out[i * n + j] - sum[j]), scale * magnitude[j]);
+            worst_consider(&worst, fabs((double)p->out[i * n + j] - sum[j]), scale * magnitude[j]);
     }
-    *max_error = worst.error;
-    *bound = worst.bound;
-    return worst.error <= worst.bound; /* false for NaN */
+    return worst_report(&worst, max_error, bound);
 }

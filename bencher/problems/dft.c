@@ -145,10 +145,8 @@ static cplx reference_bin(const problem *p, long k) {
     return (cplx){sr, si};
 }
 
-static double worse(double error, double current) { return (isnan(error) || error > current) ? error : current; }
-
 static double bin_error(const problem *p, long k, cplx want) {
-    return worse(fabs(p->re_out[k] - (double)want.re), fabs(p->im_out[k] - (double)want.im));
+    return worse_error(fabs(p->re_out[k] - (double)want.re), fabs(p->im_out[k] - (double)want.im));
 }
 
 int problem_verify(problem *p, double *max_error, double *bound) {
@@ -158,9 +156,9 @@ int problem_verify(problem *p, double *max_error, double *bound) {
     *bound = p->tolerance * (double)(n + BOUND_EXTRA_TERMS) * DBL_EPSILON * (double)l1;
     double err = 0.0;
     reference_fft(p);
-    for (long k = 0; k < n; k++) err = worse(bin_error(p, k, p->work[k]), err);
+    for (long k = 0; k < n; k++) err = worse_error(bin_error(p, k, p->work[k]), err);
     if (n <= p->full_check_max_n)
-        for (long k = 0; k < n; k++) err = worse(bin_error(p, k, reference_bin(p, k)), err);
+        for (long k = 0; k < n; k++) err = worse_error(bin_error(p, k, reference_bin(p, k)), err);
     *max_error = err;
     return err <= *bound; /* false for NaN */
 }

@@ -60,15 +60,13 @@ static void reference(long n, const double *a, const double *b, double *out) {
         }
 }
 
-static double worse(double error, double current) { return (isnan(error) || error > current) ? error : current; }
-
 int problem_verify(problem *p, double *max_error, double *bound) {
     long n = p->n;
     double err = 0.0;
     if (n <= p->full_check_max_n) {
         *bound = p->tolerance * (double)n * (double)n * DBL_EPSILON;
         reference(n, p->a, p->b, p->scratch);
-        for (long i = 0; i < n * n; i++) err = worse(fabs(p->c[i] - p->scratch[i]), err);
+        for (long i = 0; i < n * n; i++) err = worse_error(fabs(p->c[i] - p->scratch[i]), err);
     } else {
         *bound = p->tolerance * (double)n * (double)n * sqrt((double)n) * DBL_EPSILON;
         /* Two random vectors r, s in one pass over each matrix (the checks are memory-bound). */
@@ -92,8 +90,8 @@ int problem_verify(problem *p, double *max_error, double *bound) {
                 abr += arow[k] * br[k];
                 abs_ += arow[k] * bs[k];
             }
-            err = worse(fabs(cr[i] - abr), err);
-            err = worse(fabs(cs[i] - abs_), err);
+            err = worse_error(fabs(cr[i] - abr), err);
+            err = worse_error(fabs(cs[i] - abs_), err);
         }
     }
     *max_error = err;

@@ -60,29 +60,10 @@ void problem_call(problem *p, entry_point entry) {
     ((dgemv_fn)entry)((int)p->n, p->SCALARS[0], p->A, p->X, p->SCALARS[1], p->Y);
 }
 
-/* The element that came closest to its bound, or furthest past it (a NaN is furthest): what is reported.
- * Generic, so the same in dgemv.c, spmv_csr.c and stencil3d.c until monitor.h offers it. */
-typedef struct {
-    double error, bound, ratio;
-} worst_element;
-
-static void judge(worst_element *worst, double error, double bound) {
-    double ratio = isnan(error) ? INFINITY : bound > 0 ? error / bound : error > 0 ? INFINITY : 0.0;
-    if (ratio > worst->ratio && !isnan(worst->error)) *worst = (worst_element){error, bound, ratio};
-}
-
-/* problem_verify's result. The channel takes positive bounds only: an exact element (bound 0) reports the
- * smallest double, which any error but 0 exceeds. */
-static int report(const worst_element *worst, double *max_error, double *bound) {
-    *max_error = worst->error;
-    *bound = worst->bound > 0 ? worst->bound : DBL_TRUE_MIN;
-    return worst->error <= worst->bound; /* false for NaN */
-}
-
 int problem_verify(problem *p, double *max_error, double *bound) {
     long n = p->n;
     double alpha = p->scalars[0], beta = p->scalars[1];
-    worst_element worst = {0.0, 0.0, -1.0};
+    worst_element worst = WORST_NONE;
     for (long i = 0; i < n; i++) {
         const double *row = p->a + i * n;
         double dot[4] = {0.0}, magnitude[4] = {0.0}; /* four partial sums: the check runs at memory speed */
@@ -99,7 +80,7 @@ int problem_verify(problem *p, double *max_error, double *bound) {
         double sum = (dot[0] + dot[1]) + (dot[2] + dot[3]);
         double terms = (magnitude[0] + magnitude[1]) + (magnitude[2] + magnitude[3]);
         double want = alpha * sum + beta * p->y0[i], scale = fabs(alpha) * terms + fabs(beta * p->y0[i]);
-        judge(&worst, fabs(p->y[i] - want), p->tolerance * (double)(n + 3) * DBL_EPSILON * scale);
+        worst_consider(&worst, fabs(p->y[i] - want), p->tolerance * (double)(n + 3) * DBL_EPSILON * scale);
     }
-    return report(&worst, max_error, bound);
+    return worst_report(&worst, max_error, bound);
 }

@@ -78,13 +78,6 @@ void problem_call(problem *p, entry_point entry) {
     ((nbody_step_fn)entry)((int)p->n, p->DT[0], p->POS, p->VEL, p->MASS, p->NEW_POS, p->NEW_VEL);
 }
 
-/* The element furthest past its bound (or closest to it) so far; a NaN error is the worst and stays. */
-typedef struct { double ratio, error, bound; } worst_element;
-static void consider(worst_element *w, double error, double bound) {
-    double ratio = error == 0.0 ? 0.0 : error / bound; /* an error over a zero bound: infinite */
-    if (isnan(ratio) ? !isnan(w->ratio) : ratio > w->ratio) *w = (worst_element){ratio, error, bound};
-}
-
 /* The accelerations into acc (3n) and the sums of |terms| of their bounds into magnitude (3n), each pair once
  * (Newton's third law: the pair's factor f d serves both bodies, which halves the square roots and divisions). */
 static void reference(const problem *p, double *acc, double *magnitude) {
@@ -110,16 +103,14 @@ int problem_verify(problem *p, double *max_error, double *bound) {
     long n = p->n;
     const double *pos = p->pos, *vel = p->vel, *acc = p->acc, *magnitude = p->magnitude, dt = p->dt[0];
     double scale = p->tolerance * DBL_EPSILON, terms = (double)n + TERM_ROUNDINGS;
-    worst_element worst = {-1.0, 0.0, 0.0};
+    worst_element worst = WORST_NONE;
     reference(p, p->acc, p->magnitude);
     for (long k = 0; k < 3 * n; k++) {
         double s = magnitude[k], v = vel[k] + dt * acc[k], x = pos[k] + dt * v;
         double bound_v = dt * terms * s * scale + 2.0 * scale * (fabs(vel[k]) + dt * s);
         double bound_x = dt * bound_v + 2.0 * scale * (fabs(pos[k]) + dt * (fabs(vel[k]) + dt * s));
-        consider(&worst, fabs(p->new_vel[k] - v), bound_v);
-        consider(&worst, fabs(p->new_pos[k] - x), bound_x);
+        worst_consider(&worst, fabs(p->new_vel[k] - v), bound_v);
+        worst_consider(&worst, fabs(p->new_pos[k] - x), bound_x);
     }
-    *max_error = worst.error;
-    *bound = worst.bound;
-    return worst.error <= worst.bound; /* false for NaN */
+    return worst_report(&worst, max_error, bound);
 }

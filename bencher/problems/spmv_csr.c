@@ -111,27 +111,8 @@ void problem_call(problem *p, entry_point entry) {
     ((spmv_csr_fn)entry)((int)p->n, p->ROW_PTR, p->COL_IDX, p->VAL, p->X, p->Y);
 }
 
-/* The element that came closest to its bound, or furthest past it (a NaN is furthest): what is reported.
- * Generic, so the same in dgemv.c, spmv_csr.c and stencil3d.c until monitor.h offers it. */
-typedef struct {
-    double error, bound, ratio;
-} worst_element;
-
-static void judge(worst_element *worst, double error, double bound) {
-    double ratio = isnan(error) ? INFINITY : bound > 0 ? error / bound : error > 0 ? INFINITY : 0.0;
-    if (ratio > worst->ratio && !isnan(worst->error)) *worst = (worst_element){error, bound, ratio};
-}
-
-/* problem_verify's result. The channel takes positive bounds only: an exact element (bound 0) reports the
- * smallest double, which any error but 0 exceeds. */
-static int report(const worst_element *worst, double *max_error, double *bound) {
-    *max_error = worst->error;
-    *bound = worst->bound > 0 ? worst->bound : DBL_TRUE_MIN;
-    return worst->error <= worst->bound; /* false for NaN */
-}
-
 int problem_verify(problem *p, double *max_error, double *bound) {
-    worst_element worst = {0.0, 0.0, -1.0};
+    worst_element worst = WORST_NONE;
     for (long i = 0; i < p->n; i++) {
         double sum = 0.0, magnitude = 0.0;
         for (long k = p->row_ptr[i]; k < p->row_ptr[i + 1]; k++) {
@@ -140,7 +121,7 @@ int problem_verify(problem *p, double *max_error, double *bound) {
             magnitude += fabs(term);
         }
         long length = p->row_ptr[i + 1] - p->row_ptr[i];
-        judge(&worst, fabs(p->y[i] - sum), p->tolerance * (double)(length + 1) * DBL_EPSILON * magnitude);
+        worst_consider(&worst, fabs(p->y[i] - sum), p->tolerance * (double)(length + 1) * DBL_EPSILON * magnitude);
     }
-    return report(&worst, max_error, bound);
+    return worst_report(&worst, max_error, bound);
 }

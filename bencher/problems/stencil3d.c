@@ -46,30 +46,11 @@ void problem_fill(problem *p) { random_fill(p->in, (size_t)(p->n * p->n * p->n))
 
 void problem_call(problem *p, entry_point entry) { ((stencil3d_fn)entry)((int)p->n, p->IN, p->OUT); }
 
-/* The element that came closest to its bound, or furthest past it (a NaN is furthest): what is reported.
- * Generic, so the same in dgemv.c, spmv_csr.c and stencil3d.c until monitor.h offers it. */
-typedef struct {
-    double error, bound, ratio;
-} worst_element;
-
-static void judge(worst_element *worst, double error, double bound) {
-    double ratio = isnan(error) ? INFINITY : bound > 0 ? error / bound : error > 0 ? INFINITY : 0.0;
-    if (ratio > worst->ratio && !isnan(worst->error)) *worst = (worst_element){error, bound, ratio};
-}
-
-/* problem_verify's result. The channel takes positive bounds only: an exact element (bound 0) reports the
- * smallest double, which any error but 0 exceeds. */
-static int report(const worst_element *worst, double *max_error, double *bound) {
-    *max_error = worst->error;
-    *bound = worst->bound > 0 ? worst->bound : DBL_TRUE_MIN;
-    return worst->error <= worst->bound; /* false for NaN */
-}
-
 int problem_verify(problem *p, double *max_error, double *bound) {
     long n = p->n, plane = n * n;
     const double *u = p->in;
     double scale = p->tolerance * 8.0 * DBL_EPSILON;
-    worst_element worst = {0.0, 0.0, -1.0};
+    worst_element worst = WORST_NONE;
     for (long i = 0; i < n; i++)
         for (long j = 0; j < n; j++) {
             long row = i * plane + j * n;
@@ -77,15 +58,15 @@ int problem_verify(problem *p, double *max_error, double *bound) {
             for (long k = 0; k < n; k++) {
                 long at = row + k;
                 if (edge || k == 0 || k == n - 1) {
-                    judge(&worst, fabs(p->out[at] - u[at]), 0.0); /* boundary: copied exactly */
+                    worst_consider(&worst, fabs(p->out[at] - u[at]), 0.0); /* boundary: copied exactly */
                     continue;
                 }
                 double sum = u[at - plane] + u[at + plane] + u[at - n] + u[at + n] + u[at - 1] + u[at + 1];
                 double magnitude = fabs(u[at - plane]) + fabs(u[at + plane]) + fabs(u[at - n]) + fabs(u[at + n]) +
                                    fabs(u[at - 1]) + fabs(u[at + 1]);
                 double want = CENTRE * u[at] + NEIGHBOUR * sum;
-                judge(&worst, fabs(p->out[at] - want), scale * (CENTRE * fabs(u[at]) + NEIGHBOUR * magnitude));
+                worst_consider(&worst, fabs(p->out[at] - want), scale * (CENTRE * fabs(u[at]) + NEIGHBOUR * magnitude));
             }
         }
-    return report(&worst, max_error, bound);
+    return worst_report(&worst, max_error, bound);
 }
