@@ -66,8 +66,8 @@ COMPARISON_ROUNDS: Final = 3
 """Alternating measurements of the best elite and OpenBLAS at the end (medians are reported)."""
 COLLAPSE_SHARE: Final = 0.9
 """The policy has collapsed when one program is this share of the last 5 steps' samples or more."""
-EVAL_SAMPLES: Final = 4
-"""Completions per task when the base model and the trained adapter are evaluated after training (k = 2)."""
+EVAL_SAMPLES: Final = 6
+"""Completions per task when the base model and the trained adapter are evaluated after training (k = 1)."""
 
 
 @dataclass(frozen=True)

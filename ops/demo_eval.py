@@ -39,7 +39,7 @@ def evaluate_before_and_after(
     children.stop(["archive"], 30.0)
     heldout = [f"{t.problem}@{t.size}" for t in load_registry().suite(HELDOUT_SUITE)]
     problems = ",".join([trained, *(t for t in heldout if t != trained)])
-    k = min(2, samples)
+    k = 1  # pass@1 and fast_p@1: what one sample is worth, which training moves before it moves best-of-k
     outputs: dict[str, Path] = {}
     for name, extra in (("base", ()), ("trained", ("--adapter", str(adapter)))):
         out = children.run_dir / f"eval-{name}"

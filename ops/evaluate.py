@@ -120,7 +120,7 @@ def evaluate(
     from trainer.evaluation.stats import figures_by_problem
 
     started = time.monotonic()
-    drawn = _sample(config, registry, tasks, args.adapter, samples, out)
+    drawn, load_s = _sample(config, registry, tasks, args.adapter, samples, out)
     generated = time.monotonic()
     results = _measure(hpcrl, drawn, args.result_timeout_s)
     measured = time.monotonic()
@@ -130,10 +130,11 @@ def evaluate(
     fresh = [r for r in results.values() if not r.cached]
     obj["cost"] = {
         "samples": len(drawn),
-        "generate_s": round(generated - started, 3),
+        "load_s": round(load_s, 3),
+        "generate_s": round(generated - started - load_s, 3),
         "measure_wait_s": round(measured - generated, 3),
         "bencher_s": round(sum(r.compile_s + r.run_s for r in fresh), 3),
-        "per_sample_s": round((measured - started) / max(1, len(drawn)), 3),
+        "per_sample_s": round((measured - started - load_s) / max(1, len(drawn)), 3),
         "cached_results": len(results) - len(fresh),
     }
     (out / "samples.jsonl").write_text(
@@ -144,20 +145,23 @@ def evaluate(
 
 def _sample(
     config: Any, registry: Registry, tasks: tuple[SuiteTask, ...], adapter: str | None, samples: int, out: Path
-) -> list[Drawn]:
+) -> tuple[list[Drawn], float]:
+    """The completions, and the seconds spent loading the model (a fixed cost, not a sample's)."""
     from trainer.backends import backend_for
     from trainer.corpus import build_prompt
     from trainer.distributed import Placement, device_of
     from trainer.generation import extract_code, render_prompt
     from trainer.policy import load_policy
 
+    started = time.monotonic()
     device = device_of(config.policy.torch_device, Placement())
     model, tokenizer = load_policy(config.policy, Path(adapter) if adapter else None, device)
     backend = backend_for(config, model, tokenizer, out)
     backend.load_policy(model, 0)
+    load_s = time.monotonic() - started
     prompts = [render_prompt(tokenizer, build_prompt(registry.problem(t.problem).description, None)) for t in tasks]
     completions = backend.sample(prompts, samples, config.sampling)
-    run = out.resolve().name
+    run = out.resolve().name[:64]  # ids stay within the bus limit (200 characters) whatever --out is called
     drawn = []
     for index, completion in enumerate(completions):
         task = tasks[completion.group]
@@ -165,7 +169,7 @@ def _sample(
         digest = hashlib.sha256((code or completion.text).encode()).hexdigest()[:16]
         drawn.append(Drawn(task, f"eval-{run}-{task.problem}-{task.size}-{index}-{digest}", code))
     log.info("event=sampled tasks=%d completions=%d", len(tasks), len(drawn))
-    return drawn
+    return drawn, load_s
 
 
 def _measure(hpcrl: HpcrlConfig, drawn: list[Drawn], timeout_s: float) -> dict[str, Result]:

@@ -16,6 +16,7 @@ BENCHMARKS: CommandTable = {
     "archive": ("ops.perf_archive", "main", "archive ingest rate, technique detection time, query latency"),
     "trainer": ("ops.perf_trainer", "main", "trainer step time split, synchronous vs pipelined, tokens/s"),
     "update": ("ops.perf_update", "main", "update peak memory by batch size vs hpcrl plan, micro-batches vs one pass"),
+    "eval": ("ops.perf_eval", "main", "hpcrl eval's cost per sample: generation, measurement, overhead"),
     "peak": ("ops.perf_peak", "main", "the peak probe on every ISA this CPU runs, vs theory and trusted kernels"),
     "bencher": (
         "ops.perf_bencher",

@@ -106,7 +106,7 @@ def test_demo_learns_from_real_measurements_and_stops_every_process(tiny_model: 
         overall = summary[f"eval_{name}"]
         saved = json.loads((run_dir / f"eval-{name}" / "eval.json").read_text())
         assert overall == saved["overall"] and saved["adapter"] == (None if name == "base" else saved["adapter"])
-        assert overall["tasks"] == 3 and overall["samples"] == 3 * 4 and overall["dropped"] == 0
+        assert overall["tasks"] == 3 and overall["samples"] == 3 * 6 and overall["dropped"] == 0
         assert overall["pass_at_k"] is not None and 0 <= overall["pass_at_k"] <= 1
     assert json.loads((run_dir / "eval-trained" / "eval.json").read_text())["adapter"].endswith("adapter")
     assert "before (base model) and after (trained adapter)" in done.stdout

@@ -148,6 +148,20 @@ def test_quick_trainer_benchmark_reports_the_step_split_in_both_modes() -> None:
     assert positive(target["value"]) and positive(target["unavoidable_s"])
 
 
+def test_quick_eval_benchmark_reports_the_cost_of_a_sample_and_its_parts(tiny_model: Path) -> None:
+    out = subprocess.run(
+        [*HPCRL, "perf", "eval", "--json", "--quick", "--model", str(tiny_model)],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-4000:]
+    report = json.loads(out.stdout)
+    assert report["benchmark"] == "eval" and report["cost"]["samples"] == 3 * 2
+    figures = report["figures"]
+    assert positive(figures["per_sample_s"]) and positive(figures["generate_per_sample_s"])
+    assert positive(figures["bencher_per_sample_s"]) and figures["overhead_ratio"] >= 1.0
+    assert report["cost"]["cached_results"] == 0  # the result cache is off: every program measured
+
+
 def test_quick_peak_benchmark_holds_every_isa_probe_to_theory_and_above_the_trusted_kernels() -> None:
     out = subprocess.run(
         [*HPCRL, "perf", "peak", "--json", "--quick"], cwd=REPO, capture_output=True, text=True, timeout=300

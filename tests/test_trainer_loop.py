@@ -146,3 +146,51 @@ def test_stage_events_change_the_prompts_of_the_next_batches(
     # The candidates carry the stage they were generated for (the archive judges them by it).
     by_step = journaled_by_step(site, "stage")
     assert by_step[1] == {1} and by_step[5] == {2}, by_step
+
+
+def test_a_mix_of_problems_trains_on_each_with_its_own_stage_and_a_speedup_reward(
+    site: BusSite, processes: Processes, model_dir: Path
+) -> None:
+    """Two problems, 2:1: each step's two prompts are one of each or two of dgemm, as the schedule says; each
+    candidate is submitted for its group's problem and size, carries that problem's own stage (only jacobi2d
+    is staged here), and its reward is ln(speedup over the naive code measured on the bencher's node)."""
+    processes.broker()
+    start_bencher(processes, "b1", result_cache="true")
+    run_dir = site.workdir / "mix"
+    env = {
+        **processes.site.env,
+        **TRAIN_SETTINGS,
+        "HPCRL_TRAINER__PROMPTS_PER_STEP": "2",
+        "HPCRL_TRAINER__PROBLEMS": '["dgemm@99", "jacobi2d@255"]',
+        "HPCRL_TRAINER__PROBLEM_WEIGHTS": "[2, 1]",
+        "HPCRL_TRAINER__ARCHIVE_WAIT_S": "0.2",
+        "HPCRL_REWARDS__PRESET": "log_speedup",
+    }
+    with BusClient(site.bus_config, site.client_config, name="stand-in-archive", role=Role.ARCHIVE) as archive:
+        archive.publish(StageChange, problem="jacobi2d", from_stage=0, to_stage=3, techniques=["openmp"])
+        assert archive.flush(10)
+        trainer = processes.start(
+            "train", "--model", str(model_dir), "--run-dir", str(run_dir), "--steps", "2", env=env
+        )
+        assert trainer.wait(300) == 0, log_of(site, "train")[-3000:]
+    with BusClient(site.bus_config, site.client_config, name="reader", subscribe=["result."], since=0) as reader:
+        results = wait_for(
+            lambda: [e for e in reader.next_events(0.5) if isinstance(e, Result)] or None, 30, "the journaled results"
+        )
+    by_problem: dict[str, list[Result]] = {}
+    for result in results:  # type: ignore[attr-defined]
+        by_problem.setdefault(result.problem, []).append(result)
+    assert set(by_problem) == {"dgemm", "jacobi2d"}
+    assert {r.size for r in by_problem["dgemm"]} == {99} and {r.size for r in by_problem["jacobi2d"]} == {255}
+    assert {r.stage for r in by_problem["dgemm"]} == {0} and {r.stage for r in by_problem["jacobi2d"]} == {3}
+    # The schedule (2:1, 2 prompts a step, 4 samples a prompt): steps 1 and 2 hold 3 dgemm and 1 jacobi2d groups.
+    assert len(by_problem["dgemm"]) <= 12 and len(by_problem["jacobi2d"]) <= 4
+    assert all("void jacobi2d" in r.source for r in by_problem["jacobi2d"] if r.verdict == "ok")
+    ok = [r for r in results if r.verdict == "ok"]  # type: ignore[attr-defined]
+    assert ok and all(r.naive_rate > 0 and r.metric == "gflops" for r in ok)
+    records = read_log(run_dir)
+    assert [r["step"] for r in records] == [1, 2]
+    # Speedup rewards are logs of ratios near 1-20, never GFLOPS: a correct sample scores in (-4.7, 5).
+    assert all(r["reward_max"] < 5.0 for r in records) and max(r["reward_max"] for r in records) > -4.7, records
+    config = json.loads((run_dir / "config.json").read_text())
+    assert [t["problem"] for t in config["tasks"]] == ["dgemm", "jacobi2d"]
