@@ -33,11 +33,13 @@ import os
 import signal
 import tempfile
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from bus.config import BusConfig
+from bus.problems import load_registry, parse_task
 from ops.cli import missing_packages
 from ops.demo_eval import evaluate_before_and_after
 from ops.demo_model import MODEL_CACHE, ensure_tiny_model
@@ -48,6 +50,8 @@ from trainer.checkpoint import latest as latest_checkpoint
 from trainer.report import WINDOW
 
 PROBLEM: Final = "dgemm"
+TINY_MODEL_PROBLEMS: Final = ("dgemm", "jacobi2d")
+"""The problems the tiny model's corpus teaches (trainer/corpus.py): what `--mix` may add with it."""
 RUN: Final = "demo"
 """The trainer's run id: candidates carry it and the archive's report draws it."""
 STEPS: Final = 150
@@ -100,10 +104,26 @@ def bus_endpoints(run_dir: Path) -> BusConfig:
 
 
 def config_text(
-    run_dir: Path, model_dir: Path, steps: int, size: int, seed: int, group_size: int, bus: BusConfig
+    run_dir: Path,
+    model_dir: Path,
+    steps: int,
+    size: int,
+    seed: int,
+    group_size: int,
+    bus: BusConfig,
+    mix: tuple[str, ...] = (),
 ) -> str:
-    """The demo's `hpcrl.toml`: every process reads it, and a user can re-run any piece with it."""
+    """The demo's `hpcrl.toml`: every process reads it, and a user can re-run any piece with it. `mix`: other
+    `id@size` tasks to train on beside dgemm at `size` (then rewarded by log speedup, docs/trainer.md)."""
     text = json.dumps  # a JSON string is a TOML basic string: paths with quotes or backslashes stay intact
+    tasks = [f"{PROBLEM}@{size}", *mix]
+    problems = sorted({task.split("@")[0] for task in tasks})
+    trained = (
+        f"problems = {text(tasks)}\nprompts_per_step = {len(tasks)}"
+        if mix
+        else f'problem = "{PROBLEM}"\nsize = {size}\nprompts_per_step = 1'
+    )
+    rewards = '\n[rewards]\npreset = "log_speedup"     # a mix: rates of different problems compare as speedups\n'
     return f"""\
 # Written by `hpcrl demo`: the configuration of every process of this run.
 
@@ -119,7 +139,7 @@ drain_timeout_s = {BENCHER_DRAIN_TIMEOUT_S}
 
 [archive]
 db_path = {text(f"{run_dir}/archive.sqlite")}
-problems = ["{PROBLEM}"]
+problems = {text(problems)}
 # The default stage ladder, with plateaus short enough for a few minutes: a stage ends when its best
 # improved by less than 5% over the last 64 results (8 steps), or after 200 results.
 plateau_window = 64
@@ -130,10 +150,8 @@ max_results = 200
 [trainer]
 run = "{RUN}"
 run_dir = {text(f"{run_dir}/trainer")}
-problem = "{PROBLEM}"
-size = {size}
+{trained}
 steps = {steps}
-prompts_per_step = 1
 threads = 1
 checkpoint_every = 10
 seed = {seed}
@@ -147,7 +165,7 @@ group_size = {group_size}
 # A tiny model's LoRA adapter needs a far larger step than a 14B model's 1e-5.
 learning_rate = 1e-3
 max_completion_tokens = 200
-"""
+{rewards if mix else ""}"""
 
 
 def main(argv: list[str]) -> int:
@@ -160,6 +178,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0, help="the trainer's seed (default 0)")
     parser.add_argument("--group-size", type=int, default=8, help="samples per step, one GRPO group (default 8)")
     parser.add_argument("--benchers", type=int, default=0, help="benchers to start (default: one per spare CPU)")
+    parser.add_argument(
+        "--mix",
+        default="",
+        help="train on these id@size tasks too, beside dgemm (e.g. jacobi2d@1024; the tiny model knows dgemm and "
+        "jacobi2d); rewards become log speedups over each node's naive code",
+    )
     parser.add_argument(
         "--eval-samples",
         type=int,
@@ -175,6 +199,10 @@ def main(argv: list[str]) -> int:
         parser.exit(2, f"{parser.prog}: --steps must be >= {2 * WINDOW} (the first and last {WINDOW} are compared)\n")
     if args.group_size < 2 or args.benchers < 0 or args.eval_samples < 0:
         parser.exit(2, f"{parser.prog}: --group-size must be >= 2, --benchers and --eval-samples >= 0\n")
+    try:
+        mix = _mix(args.mix, known=None if args.model else TINY_MODEL_PROBLEMS)
+    except ValueError as error:
+        parser.exit(2, f"{parser.prog}: --mix: {error}\n")
     if args.model and not (Path(args.model) / "config.json").is_file():
         parser.exit(
             2,
@@ -214,7 +242,7 @@ def main(argv: list[str]) -> int:
         return _finish(run_dir, summary, {}, started)
     config = run_dir / "hpcrl.toml"
     bus = bus_endpoints(run_dir)
-    config.write_text(config_text(run_dir, model_dir, args.steps, args.size, args.seed, args.group_size, bus))
+    config.write_text(config_text(run_dir, model_dir, args.steps, args.size, args.seed, args.group_size, bus, mix))
     # The file decides: HPCRL_* variables left in the shell by other runs must not change the demo.
     children = Children(run_dir, {k: v for k, v in os.environ.items() if not k.startswith("HPCRL_")})
 
@@ -238,7 +266,7 @@ def main(argv: list[str]) -> int:
                     config,
                     model_dir,
                     adapter / "adapter" if adapter else None,
-                    f"{PROBLEM}@{args.size}",
+                    [f"{PROBLEM}@{args.size}", *mix],
                     args.eval_samples,
                     plan.trainer,
                 )
@@ -261,6 +289,16 @@ def main(argv: list[str]) -> int:
     if calibration_failures and "trusted_kernel_rejected" not in summary:
         summary["trusted_kernel_rejected"] = calibration_failures[0]
     return _finish(run_dir, summary, codes, started)
+
+
+def _mix(text: str, known: Collection[str] | None) -> tuple[str, ...]:
+    """`--mix`'s tasks, checked against the problem registry (and, for the tiny model, what it was taught)."""
+    registry = load_registry()
+    tasks = [parse_task(entry.strip(), registry) for entry in text.split(",") if entry.strip()]
+    unknown = sorted({t.problem for t in tasks} - set(known)) if known is not None else []
+    if unknown:
+        raise ValueError(f"the tiny model was taught {sorted(known or ())} only, not {unknown}: use --model DIR")
+    return tuple(f"{t.problem}@{t.size}" for t in tasks)
 
 
 def _finish(run_dir: Path, summary: dict[str, Any], codes: dict[str, int], started: float) -> int:

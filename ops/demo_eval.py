@@ -28,17 +28,17 @@ def evaluate_before_and_after(
     config: Path,
     model_dir: Path,
     adapter: Path | None,
-    trained: str,
+    trained: list[str],
     samples: int,
     cpus: tuple[int, ...],
 ) -> dict[str, Any]:
-    """`eval_base` and `eval_trained` (the `overall` objects) and `eval_comparison` (the printed table), or
-    `eval_error` saying what failed."""
+    """`eval_base` and `eval_trained` (the `overall` objects) and `eval_comparison` (the printed table) on the
+    `trained` tasks (id@size) and the held-out ones, or `eval_error` saying what failed."""
     if adapter is None:
         return {"eval_error": "the trainer left no checkpoint to evaluate"}
     children.stop(["archive"], 30.0)
     heldout = [f"{t.problem}@{t.size}" for t in load_registry().suite(HELDOUT_SUITE)]
-    problems = ",".join([trained, *(t for t in heldout if t != trained)])
+    problems = ",".join([*trained, *(t for t in heldout if t not in trained)])
     k = 1  # pass@1 and fast_p@1: what one sample is worth, which training moves before it moves best-of-k
     outputs: dict[str, Path] = {}
     for name, extra in (("base", ()), ("trained", ("--adapter", str(adapter)))):

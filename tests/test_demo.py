@@ -178,7 +178,18 @@ def test_a_model_directory_that_is_not_a_model_is_refused_before_anything_starts
     assert not (tmp_path / "run" / "bus.log").exists()
 
 
-@pytest.mark.parametrize("args", [["--steps", "3"], ["--group-size", "1"], ["--size", "100"], ["--benchers", "-1"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--steps", "3"],
+        ["--group-size", "1"],
+        ["--size", "100"],
+        ["--benchers", "-1"],
+        ["--eval-samples", "-1"],
+        ["--mix", "sort_doubles@10007"],
+        ["--mix", "jacobi2d@7"],
+    ],
+)
 def test_bad_demo_arguments_exit_2_with_the_reason(args: list[str], tmp_path: Path) -> None:
     done = subprocess.run(demo(tmp_path / "run", *args), cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "hpcrl demo" in done.stderr and "Traceback" not in done.stderr
@@ -295,3 +306,13 @@ def test_a_rising_number_with_an_insane_reward_is_a_failed_demo(
     sane = {**summary, "last5_top_program_share": 0.4, "openblas_gflops": 40.0}
     sane.pop("trusted_kernel_rejected", None)
     assert _finish(tmp_path, sane, {"bus": 0, "trainer": 0}, time.monotonic()) == 0
+
+
+def test_the_demo_config_of_a_mix_trains_each_problem_with_speedup_rewards_and_stages_each(tmp_path: Path) -> None:
+    path = tmp_path / "hpcrl.toml"
+    text = config_text(tmp_path, tmp_path / "model", 20, 256, 0, 4, bus_endpoints(tmp_path), ("jacobi2d@1024",))
+    path.write_text(text)
+    trainer = load_trainer_config(str(path), env={})
+    assert [(t.problem, t.size) for t in trainer.tasks] == [("dgemm", 256), ("jacobi2d", 1024)]
+    assert trainer.rewards.preset == "log_speedup" and trainer.loop.prompts_per_step == 2
+    assert section(ArchiveConfig, read_toml(path), "archive", env={}).problems == ["dgemm", "jacobi2d"]
