@@ -77,3 +77,20 @@ def ensure_tiny_model(
         shutil.rmtree(partial, ignore_errors=True)
     print(f"  model: built and cached in {path}", file=stream)
     return path, "built"
+
+
+def benchmark_model(model: Path | None, quick: bool, work: Path, cpus: int) -> Path:
+    """The model an `hpcrl perf` benchmark runs: the one given; with `quick`, a toy one built in `work` in
+    seconds (figures for smoke tests only); else the demo's cached tiny model, built first if missing."""
+    if model is not None:
+        return model
+    if quick:
+        from trainer.tiny_model import TinyModelConfig, build
+
+        model = work / "tiny-model"
+        build(TinyModelConfig(out=str(model), steps=40, samples=0, check_samples=False))
+        return model
+    cached, why = ensure_tiny_model(Path(MODEL_CACHE).expanduser(), work, cpus, [], sys.stderr)
+    if cached is None:
+        raise RuntimeError(why)
+    return cached

@@ -16,7 +16,6 @@ import datetime
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from typing import Any, Final
 
 from bus.daemon import setup_logging
 from ops.demo import CpuPlan
-from ops.demo_model import MODEL_CACHE, ensure_tiny_model
+from ops.demo_model import benchmark_model
 from ops.perf import PerfReport
 from ops.perf_bus import git_commit, machine_info
 from ops.processes import HPCRL, Children, free_port
@@ -44,8 +43,6 @@ class Report(PerfReport):
 
 
 def run(model: Path | None, samples: int, quick: bool) -> Report:
-    from trainer.tiny_model import TinyModelConfig, build
-
     plan = CpuPlan.of(sorted(os.sched_getaffinity(0)), max_benchers=1)
     report = Report(
         date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -60,13 +57,7 @@ def run(model: Path | None, samples: int, quick: bool) -> Report:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hpcrl-perf-eval-") as tmp:
         work = Path(tmp)
-        if model is None and quick:
-            model = work / "tiny-model"
-            build(TinyModelConfig(out=str(model), steps=40, samples=0, check_samples=False))
-        elif model is None:
-            model, why = ensure_tiny_model(Path(MODEL_CACHE).expanduser(), work, len(plan.trainer), [], sys.stderr)
-            if model is None:
-                raise RuntimeError(why)
+        model = benchmark_model(model, quick, work, len(plan.trainer))
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("HPCRL_")},
             "HPCRL_BUS__REQUEST_ENDPOINT": f"tcp://127.0.0.1:{free_port()}",

@@ -17,7 +17,6 @@ import datetime
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from typing import Any, Final
 from bus.config import BusConfig, ClientConfig, load_config
 from bus.daemon import setup_logging
 from ops.demo import CpuPlan
-from ops.demo_model import MODEL_CACHE, ensure_tiny_model
+from ops.demo_model import benchmark_model
 from ops.perf import PerfReport
 from ops.perf_bus import git_commit, machine_info
 from ops.processes import Children, free_port
@@ -86,7 +85,6 @@ def _summary(run_dir: Path) -> dict[str, float]:
 
 def run(model: Path | None, steps: int, quick: bool) -> Report:
     from trainer.loop import Trainer
-    from trainer.tiny_model import TinyModelConfig, build
 
     # The demo's layout: the trainer on the first CPU, one single-threaded bencher on the next.
     plan = CpuPlan.of(sorted(os.sched_getaffinity(0)), max_benchers=1)
@@ -103,13 +101,7 @@ def run(model: Path | None, steps: int, quick: bool) -> Report:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hpcrl-perf-trainer-") as tmp:
         work = Path(tmp)
-        if model is None and quick:
-            model = work / "tiny-model"
-            build(TinyModelConfig(out=str(model), steps=40, samples=0, check_samples=False))
-        elif model is None:
-            model, why = ensure_tiny_model(Path(MODEL_CACHE).expanduser(), work, len(plan.trainer), [], sys.stderr)
-            if model is None:
-                raise RuntimeError(why)
+        model = benchmark_model(model, quick, work, len(plan.trainer))
         ports = free_port(), free_port()
         bus = BusConfig(request_endpoint=f"tcp://127.0.0.1:{ports[0]}", event_endpoint=f"tcp://127.0.0.1:{ports[1]}")
         env = {
