@@ -322,3 +322,14 @@ def test_main_exits_2_without_a_file() -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([])
     assert exit_info.value.code == 2
+
+
+def test_every_shipped_problem_has_labelled_examples_in_the_corpus() -> None:
+    """Technique detection covers every problem the bencher ships: each entry point is defined by corpus
+    files whose labels the test above holds the analyser to."""
+    from bus.problems import load_registry
+
+    defined = {path.name: path.read_text() for path in CORPUS_FILES}
+    for problem in load_registry().problems.values():
+        examples = [name for name, text in defined.items() if f" {problem.entry}(" in text]
+        assert examples, f"no corpus file defines {problem.entry}: add labelled examples to {CORPUS.name}/"
