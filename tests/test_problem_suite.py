@@ -18,6 +18,7 @@ from bencher.pipeline import Pipeline
 from bus.problems import Problem, load_registry
 from bus.schema import Verdict
 from tests.bencher_support import expectations, fast_config, sandbox_processes
+from tests.conftest import tool_missing
 
 CASES = Path(__file__).parent / "problem_cases"
 PROBLEMS = load_registry().problems
@@ -68,6 +69,8 @@ def test_the_vendor_baseline_is_correct(pipeline: Pipeline, problem: str) -> Non
         evaluation = library.evaluate(
             problem, tail_size(spec), spec.vendor.read_text(), use_cache=False, trusted_libraries=spec.vendor_libraries
         )
+    if evaluation.verdict is Verdict.COMPILE_ERROR and "No such file" in evaluation.detail:
+        tool_missing(f"{spec.vendor.name} needs its library's headers ({', '.join(spec.vendor_libraries)})")
     assert evaluation.verdict is Verdict.OK, evaluation.detail
 
 
