@@ -360,3 +360,18 @@ def test_a_single_precision_problem_is_held_to_twice_the_double_precision_peak(n
     assert between.verdict is Verdict.OK, between.detail
     assert judge(run_with(GOOD), 1.5 * cap, config, node).over_peak  # as double precision: impossible
     assert judge(run_with(GOOD), 2.5 * cap, config, node, peak_scale=2.0).over_peak
+
+
+EXITS_WITH_THE_UNCONFINED_STATUS_AT_LOAD = r"""
+#include <unistd.h>
+__attribute__((constructor)) static void bail(void) { _exit(5); }
+void dgemm(int n, const double *A, const double *B, double *C) { (void)n; (void)A; (void)B; (void)C; }
+"""
+
+
+def test_load_time_code_cannot_forge_the_monitors_own_failure_for_a_free_retry(pipeline: Pipeline) -> None:
+    """Found by a red-team review: exit status 5 while loading meant "the second seccomp filter failed, our
+    fault", but the candidate's constructors run inside that load and exited with it: an uncharged infra_error
+    on demand. A kernel that took the first filter takes the second; only load-time code can make it fail."""
+    evaluation = unfiltered(pipeline, EXITS_WITH_THE_UNCONFINED_STATUS_AT_LOAD)
+    assert evaluation.verdict is Verdict.CRASH, evaluation.detail

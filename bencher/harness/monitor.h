@@ -17,9 +17,11 @@
  * generator state survives from one buffer to the next, so a buffer the candidate reads reveals
  * nothing about a later buffer or a check vector. */
 
-/* `count` values uniform in [-1, 1): eight xorshift64* lanes keyed by 512 fresh bits from getrandom
- * (fast, vectorizes). The lanes' states can be read back from the output, which is harmless: the key
- * is used for this one buffer only. For the candidate's inputs. */
+/* `count` values uniform in [-1, 1): eight xorshift64* lanes keyed by 512 fresh bits from getrandom (fast,
+ * vectorizes), with one value in 16 changed by a second stream of its own key at positions no buffer shows.
+ * The first stream's lanes can be read back from 16 values; without the changes, a candidate could then
+ * regenerate its input instead of reading it (monitor.c, FILL_WITH_STREAM). Each key serves one buffer only.
+ * For the candidate's inputs. */
 void random_fill(double *out, size_t count);
 /* `count` values uniform in [-1, 1) straight from getrandom: for the vectors of a probabilistic check,
  * drawn only after the candidate's output is copied to private memory. */
