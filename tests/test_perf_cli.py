@@ -133,10 +133,12 @@ def test_quick_archive_benchmark_reports_ingest_descriptor_and_query_figures() -
     assert set(report["targets"]) == {"ingest_per_s", "descriptor_median_ms"}
 
 
-def test_quick_trainer_benchmark_reports_the_step_split_in_both_modes() -> None:
+def test_quick_trainer_benchmark_reports_the_step_split_in_both_modes(tiny_model: Path) -> None:
+    # The session's tiny model rather than --quick's toy one: building that took a minute of the suite.
     out = subprocess.run(
-        [*HPCRL, "perf", "trainer", "--json", "--quick"], cwd=REPO, capture_output=True, text=True, timeout=300
-    )
+        [*HPCRL, "perf", "trainer", "--json", "--quick", "--model", str(tiny_model)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
     assert out.returncode == 0, out.stderr[-4000:]
     report = json.loads(out.stdout)
     assert report["benchmark"] == "trainer" and report["quick"] is True
