@@ -3,6 +3,7 @@ bad file fails with the file and the fix named."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,41 @@ def test_the_train_suite_rewards_no_size_where_a_loop_without_its_remainder_is_r
     """Found by a red-team review: at a multiple of 4, 8 or 16 a vectorised loop without its remainder is
     correct, so training there rewards code that is wrong at other sizes."""
     assert all(task.size % 4 for task in load_registry().suite("train"))
+
+
+def test_a_site_problem_is_measured_by_the_bencher_and_prompted_by_the_trainer(tmp_path: Path) -> None:
+    """The README's way to add a problem: a directory of problem files named in `[bencher] problem_dirs` of
+    the shared configuration file; `hpcrl bench-file` measures it, the trainer's prompts read it."""
+    import subprocess
+
+    from tests.conftest import HPCRL, REPO
+    from trainer.config import load_trainer_config
+    from trainer.prompts import load_problem_text
+
+    site = tmp_path / "site"
+    site.mkdir()
+    shipped = shipped_problems_dir()
+    for suffix in (".c", "_naive.c"):
+        text = (shipped / f"transpose{suffix}").read_text().replace('"transpose"', '"flip"')
+        (site / f"flip{suffix}").write_text(text.replace("transpose(", "flip("))
+    toml = (shipped / "transpose.toml").read_text().replace('id = "transpose"', 'id = "flip"')
+    toml = toml.replace('entry = "transpose"', 'entry = "flip"').replace("void transpose(", "void flip(")
+    (site / "flip.toml").write_text(
+        toml.replace('"transpose.c"', '"flip.c"').replace('"transpose_naive.c"', '"flip_naive.c"')
+    )
+    config = tmp_path / "hpcrl.toml"
+    config.write_text(
+        f'[bencher]\nproblem_dirs = ["{site}"]\ncache_dir = "{tmp_path / "cache"}"\n'
+        '[trainer]\nproblem = "flip"\nsize = 127\n'
+    )
+    done = subprocess.run(
+        [*HPCRL, "bench-file", str(site / "flip_naive.c"), "--problem", "flip", "--size", "127", "--json",
+         "--config", str(config)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["verdict"] == "ok" and report["metric"] == "gbps" and report["naive_rate"] > 0
+    trainer = load_trainer_config(str(config), env={})
+    assert trainer.tasks[0].problem == "flip"
+    assert "void flip(int n" in load_problem_text("flip", trainer.problem_dirs).description
