@@ -161,7 +161,9 @@ def _sample(
     load_s = time.monotonic() - started
     prompts = [render_prompt(tokenizer, build_prompt(registry.problem(t.problem).description, None)) for t in tasks]
     completions = backend.sample(prompts, samples, config.sampling)
-    run = out.resolve().name[:64]  # ids stay within the bus limit (200 characters) whatever --out is called
+    # Ids name the run and its start: a second evaluation into the same --out is measured, not answered from
+    # the journal; and they stay within the bus limit (200 characters) whatever --out is called.
+    run = f"{out.resolve().name[:48]}-{int(time.time())}"
     drawn = []
     for index, completion in enumerate(completions):
         task = tasks[completion.group]
