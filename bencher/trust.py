@@ -3,14 +3,15 @@
 A peak that is too low charges the best honest code as a cheat (`rejected: impossible speed`), the worst
 error a reward can make. The calibration kernel and OpenBLAS's DGEMM (where it is installed) are code we
 trust; if either runs faster than the peak x peak_margin, the peak is wrong, not the kernel. The node is
-then re-probed once; if a trusted kernel still beats the peak, the bencher refuses to serve (PeakError,
-with the figures and the fix), instead of charging the policy for its own mistake.
+then re-probed for up to REPROBE_WINDOW_S; if a trusted kernel still beats the peak, the bencher refuses to
+serve (PeakError, with the figures and the fix), instead of charging the policy for its own mistake.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,6 +22,12 @@ from bencher.pipeline import Pipeline
 from bus.schema import Verdict
 
 log = logging.getLogger(__name__)
+REPROBE_WINDOW_S = 20.0
+"""How long a peak that a trusted kernel beats is re-probed before the bencher refuses to serve. A multi-thread
+peak measured while another process starts on the node's other cores (a trainer importing torch beside a
+bencher: 57-63 GFLOPS for two Zen 3 threads against 103) stays low for seconds; one re-probe at once was
+still inside that, and the bencher refused to start."""
+REPROBE_PAUSE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -78,17 +85,19 @@ def measure_trusted_kernels(pipeline: Pipeline) -> dict[str, float]:
 
 
 def check_peak_against_trusted_kernels(pipeline: Pipeline) -> dict[str, float]:
-    """Raise PeakError unless every trusted kernel measures below the peak x peak_margin (after one re-probe
-    of the node if needed). Returns the figures."""
+    """Raise PeakError unless every trusted kernel measures below the peak x peak_margin (after re-probes of
+    the node for up to REPROBE_WINDOW_S if needed). Returns the figures."""
     figures = measure_trusted_kernels(pipeline)
-    if not _over_cap(pipeline, figures):
-        _log_passed(pipeline, figures)
-        return figures
-    log.warning(
-        "event=trusted_kernel_over_peak peak_gflops=%.1f figures=%s: re-probing", pipeline.node.peak_gflops, figures
-    )
-    pipeline.reprobe()
-    figures = measure_trusted_kernels(pipeline)
+    deadline = time.monotonic() + REPROBE_WINDOW_S
+    while _over_cap(pipeline, figures):
+        log.warning(
+            "event=trusted_kernel_over_peak peak_gflops=%.1f figures=%s: re-probing", pipeline.node.peak_gflops, figures
+        )
+        pipeline.reprobe()
+        figures = measure_trusted_kernels(pipeline)
+        if not _over_cap(pipeline, figures) or time.monotonic() > deadline:
+            break
+        time.sleep(REPROBE_PAUSE_S)
     over = _over_cap(pipeline, figures)
     if over:
         name, gflops = over[0]
@@ -96,7 +105,7 @@ def check_peak_against_trusted_kernels(pipeline: Pipeline) -> dict[str, float]:
         raise PeakError(
             f"the trusted {name} kernel measured {gflops:.1f} GFLOPS, above this node's peak of "
             f"{node.peak_gflops:.1f} GFLOPS x peak_margin {pipeline.config.peak_margin:g} for {node.threads} "
-            f"thread(s) ({node.isa or '?'}, -march={node.march}), even after a re-probe: serving would charge "
+            f"thread(s) ({node.isa or '?'}, -march={node.march}), even after re-probes: serving would charge "
             "honest code as a cheat. If bencher.peak_gflops is declared, raise or remove it; otherwise report "
             "this CPU (/proc/cpuinfo) with the bencher's log, and declare the node class's real peak meanwhile"
         )
