@@ -21,8 +21,19 @@ for _verdict in Verdict:
     RESULTS_STORED.labels(_verdict.value)
 ELITES = Gauge("hpcrl_archive_elites", "Cells holding an elite, by problem.", ["problem"])
 COVERAGE = Gauge("hpcrl_archive_coverage_ratio", "Share of technique sets with an elite, by problem.", ["problem"])
-QD_SCORE = Gauge("hpcrl_archive_qd_score_gflops", "Sum of the elites' GFLOPS, by problem.", ["problem"])
-BEST_GFLOPS = Gauge("hpcrl_archive_best_gflops", "Best elite GFLOPS, by problem.", ["problem"])
+QD_SCORE = Gauge(
+    "hpcrl_archive_qd_score_gflops", "Sum of the elites' GFLOPS, by problem (problems rated in GFLOPS).", ["problem"]
+)
+BEST_GFLOPS = Gauge(
+    "hpcrl_archive_best_gflops", "Best elite GFLOPS, by problem (problems rated in GFLOPS).", ["problem"]
+)
+QD_SCORE_GBPS = Gauge(
+    "hpcrl_archive_qd_score_gbps", "Sum of the elites' GB/s, by problem (problems rated in GB/s).", ["problem"]
+)
+BEST_GBPS = Gauge("hpcrl_archive_best_gbps", "Best elite GB/s, by problem (problems rated in GB/s).", ["problem"])
+_OBJECTIVE_GAUGES = {"gflops": (QD_SCORE, BEST_GFLOPS), "gbps": (QD_SCORE_GBPS, BEST_GBPS)}
+"""A problem's elites are rated in its metric: each problem's figures go to the pair of gauges of that unit
+(a GB/s figure under a GFLOPS name would mislead every dashboard that sums or compares them)."""
 STAGE = Gauge("hpcrl_archive_stage", "Current stage, by problem.", ["problem"])
 INGEST_LAG = Gauge(
     "hpcrl_archive_ingest_lag_seconds", "Seconds between a bencher sending its result and the archive storing it."
@@ -56,6 +67,7 @@ def refresh(store: ArchiveStore, archive: Archive) -> None:
         stats = archive.grid.stats(problem)
         ELITES.labels(problem).set(stats.num_elites)
         COVERAGE.labels(problem).set(stats.coverage)
-        QD_SCORE.labels(problem).set(stats.qd_score)
-        BEST_GFLOPS.labels(problem).set(stats.obj_max)
+        qd_score, best = _OBJECTIVE_GAUGES.get(store.metric(problem), _OBJECTIVE_GAUGES["gflops"])
+        qd_score.labels(problem).set(stats.qd_score)
+        best.labels(problem).set(stats.obj_max)
         STAGE.labels(problem).set(archive.stage_of(problem))

@@ -253,6 +253,14 @@ class ArchiveStore:
             return int(self.db.execute("SELECT count(*) FROM results").fetchone()[0])
         return int(self.db.execute("SELECT count(*) FROM results WHERE problem = ?", (problem,)).fetchone()[0])
 
+    def metric(self, problem: str) -> str:
+        """The metric the problem's results are rated in (`gflops` or `gbps`): the newest result that says;
+        `gflops` when none does (a bencher that predates metrics rated every problem so)."""
+        row = self.db.execute(
+            "SELECT metric FROM results WHERE problem = ? AND metric != '' ORDER BY stored_at DESC LIMIT 1", (problem,)
+        ).fetchone()
+        return str(row[0]) if row else "gflops"
+
     def verdict_counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT verdict, count(*) FROM results GROUP BY verdict").fetchall())
 

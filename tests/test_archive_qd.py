@@ -180,3 +180,16 @@ def test_an_unparseable_source_is_stored_without_techniques_and_with_the_reason(
     stored = store.record(broken.candidate_id)
     assert stored is not None and stored.techniques == () and stored.parse_error
     assert stored.cell == "dgemm/512/none"
+
+
+def test_elites_of_a_problem_rated_in_gbps_are_exported_under_gbps_gauges(tmp_path: Path) -> None:
+    """A GB/s figure under a GFLOPS name would mislead every dashboard that compares them."""
+    from archive import metrics
+
+    archive, store = make_archive(tmp_path, problems=["dgemm", "transpose"], confirm=False)
+    feed(archive, store, [result(problem="transpose", size=127, metric="gbps", rate_median=7.5, gflops=0.0)])
+    feed(archive, store, [result(problem="dgemm", size=512, gflops=3.0, metric="gflops", rate_median=3.0)])
+    metrics.refresh(store, archive)
+    assert metrics.BEST_GBPS.labels("transpose")._value.get() == 7.5
+    assert metrics.BEST_GFLOPS.labels("dgemm")._value.get() == 3.0
+    assert ("transpose",) not in metrics.BEST_GFLOPS._metrics, "no GFLOPS series for a GB/s problem"

@@ -102,3 +102,16 @@ def test_export_writes_every_result_as_json_lines_or_csv(tmp_path: Path) -> None
     store.export(table, "csv")
     parsed = list(csv.DictReader(io.StringIO(table.getvalue())))
     assert len(parsed) == 2 and parsed[1]["verdict"] == "wrong_answer" and parsed[0]["cell"] == "dgemm/512/loop_order"
+
+
+def test_a_problems_metric_is_the_newest_result_that_names_one(tmp_path: Path) -> None:
+    store = ArchiveStore(tmp_path / "a.sqlite")
+    assert store.metric("transpose") == "gflops"  # nothing stored yet: as every pre-metric bencher rated
+    old = record(problem="transpose")
+    store.write(Batch([old], [], [], [], cursor=1))
+    assert store.metric("transpose") == "gflops"
+    rated = record(problem="transpose", metric="gbps", rate_median=12.0)
+    store.write(Batch([rated], [], [], [], cursor=2))
+    assert store.metric("transpose") == "gbps" and store.metric("dgemm") == "gflops"
+    kept = store.record(rated.result.candidate_id)
+    assert kept is not None and kept.result.rate_median == 12.0 and kept.result.metric == "gbps"
