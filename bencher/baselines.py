@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import replace
+from pathlib import Path
 
 from bencher.calibration import library_pipeline
 from bencher.evaluation import Evaluation
@@ -48,20 +49,31 @@ class Baselines:
         if n not in problem.sizes:
             return evaluation
         if (problem.id, n) not in self.rates:
-            naive = self._measure(problem, n, "naive", cancel)
-            vendor = self._measure(problem, n, "vendor", cancel) if problem.vendor else 0.0
+            naive = self._measure(problem, n, "naive", problem.naive, self.pipeline, (), cancel)
+            vendor = (
+                self._measure(problem, n, "vendor", problem.vendor, self.library, problem.vendor_libraries, cancel)
+                if problem.vendor
+                else 0.0
+            )
             if cancel is not None and cancel.is_set():
                 return evaluation  # a stop cut the measurement short: measure again next time
             self.rates[problem.id, n] = (naive, vendor)
         naive, vendor = self.rates[problem.id, n]
         return replace(evaluation, naive_rate=naive, vendor_rate=vendor)
 
-    def _measure(self, problem: Problem, n: int, which: str, cancel: threading.Event | None) -> float:
-        if which == "vendor" and problem.vendor is not None:
-            source, runner, libraries = problem.vendor.read_text(), self.library, problem.vendor_libraries
-        else:
-            source, runner, libraries = problem.naive.read_text(), self.pipeline, ()
-        evaluation = runner.evaluate(problem.id, n, source, cancel, trusted_libraries=libraries)
+    def _measure(
+        self,
+        problem: Problem,
+        n: int,
+        which: str,
+        source: Path,
+        runner: Pipeline,
+        libraries: tuple[str, ...],
+        cancel: threading.Event | None,
+    ) -> float:
+        """The rate of `source` (the naive reference, or the vendor file linked with `libraries`); 0 when it
+        failed, logged with the reason."""
+        evaluation = runner.evaluate(problem.id, n, source.read_text(), cancel, trusted_libraries=libraries)
         if evaluation.verdict is not Verdict.OK:
             log.warning(
                 "event=baseline_failed problem=%s size=%d baseline=%s verdict=%s detail=%r",

@@ -180,10 +180,17 @@ class Result(Event, frozen=True, kw_only=True, tag="result"):
         return f"result.{self.problem}"
 
     @property
+    def rates(self) -> tuple[float, float, float]:
+        """(median, min, max) rate in the problem's metric (a bencher that predates metrics rated every problem
+        in GFLOPS, and sent no `metric`)."""
+        if self.metric:
+            return self.rate_median, self.rate_min, self.rate_max
+        return self.gflops_median, self.gflops_min, self.gflops_max
+
+    @property
     def rate(self) -> float:
-        """The median rate in the problem's metric (a bencher that predates metrics rated every problem in
-        GFLOPS, and sent no `metric`)."""
-        return self.rate_median if self.metric else self.gflops_median
+        """The median rate in the problem's metric."""
+        return self.rates[0]
 
     @classmethod
     def for_candidate(cls, candidate: Candidate, **fields: object) -> dict[str, object]:

@@ -46,12 +46,11 @@ from ops.demo_model import MODEL_CACHE, ensure_tiny_model
 from ops.demo_progress import follow_training
 from ops.demo_results import compare_with_openblas, read_archive, read_training, trusted_kernel_failures
 from ops.processes import EXTRAS_FIX, Children, free_port
+from trainer import corpus
 from trainer.checkpoint import latest as latest_checkpoint
 from trainer.report import WINDOW
 
 PROBLEM: Final = "dgemm"
-TINY_MODEL_PROBLEMS: Final = ("dgemm", "jacobi2d")
-"""The problems the tiny model's corpus teaches (trainer/corpus.py): what `--mix` may add with it."""
 RUN: Final = "demo"
 """The trainer's run id: candidates carry it and the archive's report draws it."""
 STEPS: Final = 150
@@ -200,7 +199,7 @@ def main(argv: list[str]) -> int:
     if args.group_size < 2 or args.benchers < 0 or args.eval_samples < 0:
         parser.exit(2, f"{parser.prog}: --group-size must be >= 2, --benchers and --eval-samples >= 0\n")
     try:
-        mix = _mix(args.mix, known=None if args.model else TINY_MODEL_PROBLEMS)
+        mix = _mix(args.mix, known=None if args.model else corpus.SIGNATURES)  # what the tiny model was taught
     except ValueError as error:
         parser.exit(2, f"{parser.prog}: --mix: {error}\n")
     if args.model and not (Path(args.model) / "config.json").is_file():

@@ -24,13 +24,17 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bus.cli import add_config_arguments, load_or_exit
 from bus.config import ConfigError, HpcrlConfig
 from bus.daemon import setup_logging
 from bus.problems import ProblemError, Registry, SuiteTask, load_registry, parse_task
 from bus.schema import Result, Role, Verdict
+
+if TYPE_CHECKING:  # the trainer's ML stack is imported when an evaluation runs, not for --compare or --help
+    from trainer.config import TrainerConfig
+    from trainer.evaluation.stats import Sample
 
 log = logging.getLogger(__name__)
 RESULT_TIMEOUT_S = 1800.0
@@ -82,7 +86,7 @@ def main(argv: list[str]) -> int:
         parser.error(f"need k >= 1 and --samples >= k (got k = {args.k}, samples = {samples})")
     hpcrl = load_or_exit(parser, args.config)
 
-    from trainer.config import TrainerConfig, load_trainer_config
+    from trainer.config import load_trainer_config
 
     env = {**os.environ, **({"HPCRL_POLICY__MODEL_DIR": args.model} if args.model else {})}
     try:
@@ -108,7 +112,7 @@ def _tasks(text: str, registry: Registry) -> tuple[SuiteTask, ...]:
 
 def evaluate(
     hpcrl: HpcrlConfig,
-    config: Any,
+    config: TrainerConfig,
     registry: Registry,
     tasks: tuple[SuiteTask, ...],
     args: argparse.Namespace,
@@ -144,7 +148,12 @@ def evaluate(
 
 
 def _sample(
-    config: Any, registry: Registry, tasks: tuple[SuiteTask, ...], adapter: str | None, samples: int, out: Path
+    config: TrainerConfig,
+    registry: Registry,
+    tasks: tuple[SuiteTask, ...],
+    adapter: str | None,
+    samples: int,
+    out: Path,
 ) -> tuple[list[Drawn], float]:
     """The completions, and the seconds spent loading the model (a fixed cost, not a sample's)."""
     from trainer.backends import backend_for
@@ -188,7 +197,7 @@ def _measure(hpcrl: HpcrlConfig, drawn: list[Drawn], timeout_s: float) -> dict[s
     return results
 
 
-def _samples_of(drawn: list[Drawn], results: dict[str, Result]) -> list[Any]:
+def _samples_of(drawn: list[Drawn], results: dict[str, Result]) -> list[Sample]:
     from archive.techniques import analyze
     from trainer.evaluation.stats import Sample
     from trainer.rewards import LOST, NO_CODE
@@ -233,7 +242,7 @@ def _sample_record(drawn: Drawn, result: Result | None) -> dict[str, Any]:
         "size": drawn.task.size,
         "code": drawn.code,
         "verdict": result.verdict.value if result else None,
-        "rate": result.rate_median if result else None,
+        "rate": result.rate if result else None,
         "metric": result.metric if result else None,
         "cached": result.cached if result else None,
         "detail": result.detail[:500] if result else None,

@@ -45,7 +45,7 @@ def test_an_eval_measures_each_task_through_the_bus_and_its_figures_follow_from_
     assert report["cost"]["samples"] == 6 and report["cost"]["per_sample_s"] > 0
     assert "| dgemm" in (out / "eval.md").read_text()
     assert all((out / name).read_bytes()[:4] == b"\x89PNG" for name in ("eval-rates.png", "eval-speedup.png"))
-    # A second run of the same model: every program it repeats is answered from the result cache, labelled so.
+    # A second evaluation of the same model, on one task: --compare shows both, and the task only the first had.
     again = site.workdir / "eval-b"
     assert run_eval(processes, "--model", str(tiny_model), "--problems", "dgemm@99", "--k", "1",
                     "--out", str(again)).returncode == 0  # fmt: skip

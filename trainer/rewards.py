@@ -218,11 +218,7 @@ class Outcome:
     @classmethod
     def from_result(cls, result: Result, outside_stage: bool | None = None) -> Outcome:
         """A bencher's result; `outside_stage` comes from the archive's `archived` event."""
-        if result.metric:
-            rates = (result.rate_median, result.rate_min, result.rate_max)
-        else:  # a bencher that predates problem metrics: every problem was rated in GFLOPS
-            rates = (result.gflops_median, result.gflops_min, result.gflops_max)
-        return cls(result.verdict, *rates, outside_stage=outside_stage, naive_rate=result.naive_rate)
+        return cls(result.verdict, *result.rates, outside_stage=outside_stage, naive_rate=result.naive_rate)
 
     @property
     def spread(self) -> tuple[float, float]:

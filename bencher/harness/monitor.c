@@ -200,7 +200,6 @@ typedef struct {
 
 static void *shared_alloc(size_t bytes, shared_region *region) {
     size_t page = (size_t)sysconf(_SC_PAGESIZE), span = (bytes + page - 1) / page * page;
-    if (span == 0) span = page;
     char *p = mmap(NULL, span + 2 * page, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return NULL;
     if (mprotect(p + page, span, PROT_READ | PROT_WRITE) != 0) return NULL;
